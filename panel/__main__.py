@@ -1,0 +1,18 @@
+"""``python -m panel``: the window; ``python -m panel COMMAND``: the command line."""
+
+from __future__ import annotations
+
+import sys
+
+from panel.logs import setup_logging
+
+
+def main() -> int:
+    setup_logging()
+    from panel.cli import main as cli_main
+
+    return cli_main(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""The Fleet table: one row per server, its state and health at a glance."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+
+from services.probe import ServerStatus
+from views.style import state_icon
+
+COLUMNS = ("Server", "State", "Uptime", "Load", "Memory", "Fullest disk", "System", "Checked")
+_Index = QModelIndex | QPersistentModelIndex
+
+
+def format_uptime(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    return f"{days}d {hours}h" if days else f"{hours}h {rest // 60}m"
+
+
+@dataclass
+class FleetRow:
+    server: str
+    address: str
+    status: ServerStatus | None = None
+    refreshing: bool = False
+
+    @property
+    def state_text(self) -> str:
+        if self.status is None:
+            return "checking…" if self.refreshing else "not checked"
+        return str(self.status.state)
+
+
+class FleetModel(QAbstractTableModel):
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._rows: list[FleetRow] = []
+
+    def set_servers(self, servers: list[tuple[str, str]], statuses: dict[str, ServerStatus]) -> None:
+        self.beginResetModel()
+        self._rows = [FleetRow(name, address, statuses.get(name)) for name, address in servers]
+        self.endResetModel()
+
+    def row_of(self, server: str) -> int:
+        for number, row in enumerate(self._rows):
+            if row.server == server:
+                return number
+        return -1
+
+    def server_at(self, row: int) -> FleetRow | None:
+        return self._rows[row] if 0 <= row < len(self._rows) else None
+
+    def update_status(self, status: ServerStatus) -> None:
+        number = self.row_of(status.server)
+        if number < 0:
+            return
+        self._rows[number].status = status
+        self._rows[number].refreshing = False
+        self.dataChanged.emit(self.index(number, 0), self.index(number, len(COLUMNS) - 1))
+
+    def set_refreshing(self, server: str, refreshing: bool) -> None:
+        number = self.row_of(server)
+        if number >= 0:
+            self._rows[number].refreshing = refreshing
+            self.dataChanged.emit(self.index(number, 1), self.index(number, 1))
+
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole and \
+                0 <= section < len(COLUMNS):
+            return COLUMNS[section]
+        return None
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        row = self._rows[index.row()]
+        column = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._display(row, column)
+        if role == Qt.ItemDataRole.DecorationRole and column == 1:
+            return state_icon("refreshing" if row.status is None else row.state_text)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if row.status is not None and row.status.detail:
+                return row.status.detail
+            return row.address
+        if role == Qt.ItemDataRole.UserRole:
+            return row.server
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in (2, 3, 4):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def _display(self, row: FleetRow, column: int) -> str:
+        facts = row.status.facts if row.status else None
+        if column == 0:
+            return row.server
+        if column == 1:
+            return row.state_text + (" ⟳" if row.refreshing and row.status is not None else "")
+        if facts is None:
+            if column == 7 and row.status is not None:
+                return _clock(row.status.checked_at)
+            return "—"
+        if column == 2:
+            return format_uptime(facts.uptime_seconds)
+        if column == 3:
+            if facts.load is None:
+                return "?"
+            cores = f" / {facts.cores} cores" if facts.cores else ""
+            return f"{facts.load[0]:.2f}{cores}"
+        if column == 4:
+            used = facts.memory_used_percent
+            return "?" if used is None else f"{used:.0f}%"
+        if column == 5:
+            disk = facts.fullest_disk
+            return "?" if disk is None else f"{disk.percent}% {disk.mount}"
+        if column == 6:
+            parts = [f"Debian {facts.debian}" if facts.debian else "", facts.kernel or ""]
+            if facts.reboot_required:
+                parts.append("reboot required")
+            if facts.failed_units:
+                parts.append(f"{facts.failed_units} failed units")
+            return ", ".join(p for p in parts if p) or "?"
+        if column == 7 and row.status is not None:
+            return _clock(row.status.checked_at)
+        return ""
+
+
+def _clock(moment: dt.datetime) -> str:
+    return moment.astimezone().strftime("%H:%M:%S")

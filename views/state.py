@@ -1,0 +1,82 @@
+"""What every page shares: the core context, the job runner, and the latest probe of each server."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from services.errors import PanelError
+from views.workers import JobContext, JobRunner
+
+if TYPE_CHECKING:
+    from panel.context import PanelContext
+    from services.probe import ServerStatus
+
+DEFAULT_REFRESH_SECONDS = 30
+
+
+class PanelState(QObject):
+    status_changed = Signal(object)  # one ServerStatus
+    refresh_started = Signal(str)  # server name
+    message = Signal(str)  # a line for the status bar
+    inventory_changed = Signal()
+
+    def __init__(self, context: PanelContext, runner: JobRunner, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.context = context
+        self.runner = runner
+        self.statuses: dict[str, ServerStatus] = {}
+        self._refreshing: set[str] = set()
+        self.poll_timer = QTimer(self)
+        self.poll_timer.timeout.connect(self.refresh_all)
+        self.set_refresh_interval(DEFAULT_REFRESH_SECONDS)
+
+    def set_refresh_interval(self, seconds: int) -> None:
+        self.poll_timer.start(max(5, seconds) * 1000)
+
+    def is_refreshing(self, server: str) -> bool:
+        return server in self._refreshing
+
+    def refresh_all(self) -> None:
+        for name in self.context.inventory.servers:
+            self.refresh(name)
+
+    def refresh(self, server: str) -> None:
+        """Probe one server on its own serial queue; a refresh already under way is not doubled."""
+        if server in self._refreshing:
+            return
+        self._refreshing.add(server)
+        self.refresh_started.emit(server)
+        context = self.context
+
+        def probe(job: JobContext) -> ServerStatus:
+            return context.probe(server, cancel=job.cancel)
+
+        self.runner.submit(
+            f"Refreshing {server}", probe, timeout=45, queue=server,
+            on_success=self._store_status,
+            on_error=lambda error: self._probe_failed(server, error),
+            on_finished=lambda: self._refreshing.discard(server),
+        )
+
+    def _store_status(self, status: ServerStatus) -> None:
+        self.statuses[status.server] = status
+        self.status_changed.emit(status)
+
+    def _probe_failed(self, server: str, error: PanelError) -> None:
+        self.message.emit(f"{server}: {error}")
+
+    def reload_inventory(self) -> None:
+        """Re-read the config off the GUI thread, then tell the pages."""
+        def reload(job: JobContext) -> None:
+            self.context.reload()
+
+        def done(_: object) -> None:
+            for gone in set(self.statuses) - set(self.context.inventory.servers):
+                del self.statuses[gone]
+            self.inventory_changed.emit()
+            self.refresh_all()
+
+        self.runner.submit("Reloading the inventory", reload, timeout=10, on_success=done,
+                           on_error=lambda error: self.message.emit(str(error)))
