@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from panel.logs import setup_logging
-
 
 def main() -> int:
-    setup_logging()
     from panel.cli import main as cli_main
 
     return cli_main(sys.argv[1:])

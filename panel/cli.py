@@ -7,11 +7,18 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from panel.config import default_config_path
-from panel.context import PanelContext
+from panel.logs import setup_logging
 from services.errors import ConfigError, PanelError
-from services.probe import ServerState, ServerStatus
+
+if TYPE_CHECKING:
+    from panel.context import PanelContext
+    from services.probe import ServerStatus
+
+# Heavy modules (paramiko, keyring) are imported by the commands that need them, so that the
+# window, which loads them on a worker, paints its first frame quickly.
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -62,6 +69,8 @@ def _add_optional(commands: argparse._SubParsersAction[argparse.ArgumentParser],
 
 
 def open_context(args: argparse.Namespace) -> PanelContext:
+    from panel.context import PanelContext
+
     return PanelContext.open(args.config or default_config_path())
 
 
@@ -112,6 +121,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_hostkey(args: argparse.Namespace) -> int:
+    from services.probe import ServerState
+
     context = open_context(args)
     try:
         status = context.probe(args.server)
@@ -144,13 +155,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_window(config, demo=True)
 
 
+def _window_config(argv: Sequence[str]) -> tuple[bool, Path | None]:
+    """Whether argv asks for the window (no command), and its --config. Parsed without the full parser,
+    so the window starts without importing every feature's command module."""
+    light = argparse.ArgumentParser(add_help=False)
+    light.add_argument("--config", type=Path)
+    known, rest = light.parse_known_args(list(argv))
+    return not rest, known.config
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    wants_window, config = _window_config(argv)
+    if wants_window:
         from views.app import run_window
 
-        return run_window(args.config or default_config_path())
+        return run_window(config)
+    setup_logging()
+    parser = build_parser()
+    args = parser.parse_args(argv)
     handler: Handler = args.handler
     try:
         return handler(args)

@@ -11,10 +11,9 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
-import tomlkit
 
 from services.errors import ConfigError
 from services.inventory import (
@@ -28,6 +27,9 @@ from services.inventory import (
     ServerSpec,
     StripeSpec,
 )
+
+if TYPE_CHECKING:
+    import tomlkit
 
 CONFIG_ENV = "PANEL_CONFIG"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -292,6 +294,8 @@ def _check_via(reader: _Reader, servers: dict[str, ServerSpec]) -> None:
 
 def save_server(path: Path, server: ServerSpec) -> None:
     """Add or update one server's basic keys, keeping the rest of the file (and comments) as it was."""
+    import tomlkit
+
     document = _load_document(path)
     servers = document.setdefault("servers", tomlkit.table(is_super_table=True))
     entry = servers.get(server.name)
@@ -332,6 +336,8 @@ def remove_server(path: Path, name: str) -> None:
 
 
 def _load_document(path: Path) -> tomlkit.TOMLDocument:
+    import tomlkit
+
     if not path.exists():
         return tomlkit.document()
     return tomlkit.parse(path.read_text(encoding="utf-8"))
@@ -339,6 +345,8 @@ def _load_document(path: Path) -> tomlkit.TOMLDocument:
 
 def _write_validated(path: Path, document: tomlkit.TOMLDocument) -> None:
     """Validate before writing, and replace the file atomically, so a bad edit never lands."""
+    import tomlkit
+
     text = tomlkit.dumps(document)
     parse_config(text, path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import QApplication
 
 
@@ -20,13 +24,35 @@ def make_application() -> QApplication:
     return app
 
 
-def run_window(config_path: Path, *, demo: bool = False) -> int:
+class _AfterFirstPaint(QObject):
+    """Starts loading once the first frame is on screen, so the import of the SSH and keyring
+    libraries on the loading worker doesn't compete with it. The startup benchmark sets
+    PANEL_EXIT_AFTER_FIRST_PAINT to print the time of that frame and quit."""
+
+    def __init__(self, window: QObject, then: Callable[[], None]) -> None:
+        super().__init__(window)
+        self._then = then
+        self._report = bool(os.environ.get("PANEL_EXIT_AFTER_FIRST_PAINT"))
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Paint:
+            watched.removeEventFilter(self)
+            if self._report:
+                print(f"first-paint {time.monotonic():.6f}", flush=True)
+                QTimer.singleShot(0, QApplication.quit)
+            else:
+                QTimer.singleShot(0, self._then)
+        return False
+
+
+def run_window(config_path: Path | None, *, demo: bool = False) -> int:
+    """``config_path`` None: $PANEL_CONFIG or the user's config folder, resolved on the loading worker."""
     app = make_application()
     from views.main_window import MainWindow
 
     window = MainWindow(config_path)
     if demo:
         window.setWindowTitle("Operator panel — demo fleet")
+    window.installEventFilter(_AfterFirstPaint(window, window.load))
     window.show()
-    window.load()
     return app.exec()

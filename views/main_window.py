@@ -9,6 +9,7 @@ from typing import Any
 from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QCheckBox,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -22,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from services.errors import ConfigError, PanelError
 from views.dialogs.messages import show_error
+from views.notify import Banner, Notifier
 from views.workers import JobContext, JobRunner
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,7 @@ class MessagePage(QWidget):
 class MainWindow(QMainWindow):
     pages_ready = Signal()
 
-    def __init__(self, config_path: Path, *, settings: QSettings | None = None) -> None:
+    def __init__(self, config_path: Path | None, *, settings: QSettings | None = None) -> None:
         super().__init__()
         self.config_path = config_path
         self.settings = settings or QSettings("panel", "panel")
@@ -61,20 +63,33 @@ class MainWindow(QMainWindow):
         self.sidebar.setFixedWidth(170)
         self.sidebar.currentRowChanged.connect(self._show_page)
         self.stack = QStackedWidget()
+        self.banner = Banner()
+        self.notifier = Notifier(self.banner, self)
         central = QWidget()
-        layout = QHBoxLayout(central)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.sidebar)
-        layout.addWidget(self.stack, 1)
+        outer = QVBoxLayout(central)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(0)
+        outer.addWidget(self.banner)
+        body = QHBoxLayout()
+        body.setContentsMargins(4, 4, 4, 4)
+        body.addWidget(self.sidebar)
+        body.addWidget(self.stack, 1)
+        outer.addLayout(body, 1)
         self.setCentralWidget(central)
+        self.read_only_box = QCheckBox("Read-only")
+        self.read_only_box.setToolTip("While on, every action that changes something is disabled.")
+        self.read_only_box.setChecked(True)
+        self.read_only_box.setEnabled(False)
+        self.read_only_box.toggled.connect(self._read_only_toggled)
         self.sidebar.hide()
-        self.stack.addWidget(MessagePage("Loading the inventory…", str(config_path)))
+        self.stack.addWidget(MessagePage("Loading the inventory…", str(config_path or "")))
 
         self.jobs_label = QLabel()
         self.cancel_button = QPushButton("Cancel all")
         self.cancel_button.setFlat(True)
         self.cancel_button.clicked.connect(self.runner.cancel_all)
         self.cancel_button.hide()
+        self.statusBar().addPermanentWidget(self.read_only_box)
         self.statusBar().addPermanentWidget(self.jobs_label)
         self.statusBar().addPermanentWidget(self.cancel_button)
         self.runner.jobs_changed.connect(self._jobs_changed)
@@ -93,21 +108,33 @@ class MainWindow(QMainWindow):
         """Open the inventory, store and keyring, and import the pages, on a worker."""
         path = self.config_path
 
-        def open_core(job: JobContext) -> tuple[Any, list[type]]:
+        def open_core(job: JobContext) -> tuple[Any, list[type], bool]:
+            from panel.config import default_config_path
             from panel.context import PanelContext
+            from panel.logs import setup_logging
             from views.pages.registry import available_pages
+            from views.state import READ_ONLY_KEY
 
-            return PanelContext.open(path), available_pages()
+            setup_logging()
+            context = PanelContext.open(path or default_config_path())
+            read_only = context.store.get_value(READ_ONLY_KEY) != "0"
+            return context, available_pages(), read_only
 
         self.runner.submit("Loading the inventory", open_core, timeout=30,
                            on_success=self._core_ready, on_error=self._core_failed)
 
-    def _core_ready(self, loaded: tuple[Any, list[type]]) -> None:
+    def _core_ready(self, loaded: tuple[Any, list[type], bool]) -> None:
         from views.state import PanelState
 
-        context, page_classes = loaded
+        context, page_classes, read_only = loaded
+        self.config_path = context.config_path
         self.state = PanelState(context, self.runner, self)
+        self.state.read_only = read_only
+        self.read_only_box.setChecked(read_only)
+        self.read_only_box.setEnabled(True)
         self.state.message.connect(lambda text: self.statusBar().showMessage(text, 15000))
+        self.state.notify.connect(lambda severity, title, text: self.notifier.notify(severity, title, text))
+        self.state.navigate.connect(self.navigate)
         self._clear_stack()
         self.sidebar.clear()
         for page_class in page_classes:
@@ -126,7 +153,7 @@ class MainWindow(QMainWindow):
         if isinstance(error, ConfigError) and error.line is None and "does not exist" in error.detail:
             page = MessagePage(
                 "No inventory yet",
-                f"The panel reads its servers from {self.config_path}, which does not exist yet.\n\n"
+                f"The panel reads its servers from {error.path}, which does not exist yet.\n\n"
                 "Try it on the local demo fleet first:  python -m panel demo\n"
                 "or write the file as described in the README (servers, backups, groups, vendors), "
                 "then reload.",
@@ -158,6 +185,17 @@ class MainWindow(QMainWindow):
                 self.sidebar.setCurrentRow(number)
                 return page
         return None
+
+    def navigate(self, title: str, argument: object = None) -> None:
+        """Show a page, and let it focus on an item (a server, an alert) if it knows how."""
+        page = self.show_page(title)
+        focus = getattr(page, "focus_item", None)
+        if argument is not None and callable(focus):
+            focus(argument)
+
+    def _read_only_toggled(self, checked: bool) -> None:
+        if self.state is not None:
+            self.state.set_read_only(checked)
 
     def _show_page(self, row: int) -> None:
         if 0 <= row < len(self.pages):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -14,6 +16,20 @@ if TYPE_CHECKING:
     from services.probe import ServerStatus
 
 DEFAULT_REFRESH_SECONDS = 30
+READ_ONLY_KEY = "ui.read_only"
+
+
+@dataclass(frozen=True)
+class PaletteAction:
+    """Something the operator can do, reachable from the command palette (Ctrl+K)."""
+
+    title: str  # "Unlock app1", "Restart nginx on app2"
+    run: Callable[[], object]
+    changes_something: bool = False  # disabled in read-only mode
+    keywords: tuple[str, ...] = ()
+    shortcut: str = ""  # shown in the shortcut list (press ?)
+    page: str = ""  # the page it belongs to, for grouping
+    key: str = field(default="", compare=False)  # stable id, so a page can replace its actions
 
 
 class PanelState(QObject):
@@ -21,16 +37,50 @@ class PanelState(QObject):
     refresh_started = Signal(str)  # server name
     message = Signal(str)  # a line for the status bar
     inventory_changed = Signal()
+    read_only_changed = Signal(bool)
+    actions_changed = Signal()
+    notify = Signal(str, str, str)  # severity ("CRITICAL", "WARNING", "INFO"), title, text
+    navigate = Signal(str, object)  # page title, an optional argument (e.g. a server name)
 
     def __init__(self, context: PanelContext, runner: JobRunner, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.context = context
         self.runner = runner
         self.statuses: dict[str, ServerStatus] = {}
+        self.read_only = True  # until the stored choice is known: new installs start read-only
+        self.actions: dict[str, PaletteAction] = {}
         self._refreshing: set[str] = set()
         self.poll_timer = QTimer(self)
         self.poll_timer.timeout.connect(self.refresh_all)
         self.set_refresh_interval(DEFAULT_REFRESH_SECONDS)
+
+    # --- read-only mode and actions -------------------------------------------------------------------
+
+    def set_read_only(self, read_only: bool, *, remember: bool = True) -> None:
+        if read_only == self.read_only:
+            return
+        self.read_only = read_only
+        self.read_only_changed.emit(read_only)
+        if remember:
+            store = self.context.store
+            self.runner.submit("Saving read-only mode",
+                               lambda job: store.set_value(READ_ONLY_KEY, "1" if read_only else "0"), timeout=10)
+
+    def allow_change(self, what: str) -> bool:
+        """Every action that changes something asks this first. False (and says why) in read-only mode."""
+        if self.read_only:
+            self.message.emit(f"Read-only mode is on: {what} is disabled. Turn it off in the toolbar to act.")
+            return False
+        return True
+
+    def add_action(self, action: PaletteAction) -> None:
+        self.actions[action.key or action.title] = action
+        self.actions_changed.emit()
+
+    def remove_actions(self, key_prefix: str) -> None:
+        for key in [k for k in self.actions if k.startswith(key_prefix)]:
+            del self.actions[key]
+        self.actions_changed.emit()
 
     def set_refresh_interval(self, seconds: int) -> None:
         self.poll_timer.start(max(5, seconds) * 1000)

@@ -34,7 +34,7 @@ class DemoKeyring(keyring.backend.KeyringBackend):
     ``PYTHON_KEYRING_BACKEND=panel.lab.secrets.DemoKeyring``.
     """
 
-    priority = 0.1  # type: ignore[assignment]  # never chosen by keyring on its own
+    priority = 0.1  # never chosen by keyring on its own
 
     def __init__(self) -> None:
         super().__init__()

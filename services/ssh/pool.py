@@ -90,7 +90,7 @@ class SshPool:
         channel = self._open_session(endpoint, cancel, timeout=min(timeout, endpoint.connect_timeout))
         unregister = cancel.on_cancel(channel.close)
         try:
-            channel.exec_command(command)
+            _exec_pipelined(channel, command)
             if stdin:
                 channel.sendall(stdin)
             channel.shutdown_write()
@@ -112,6 +112,24 @@ class SshPool:
 
     def open_tunnel(self, endpoint: SshEndpoint, remote_host: str, remote_port: int) -> Tunnel:
         return Tunnel(self, endpoint, remote_host, remote_port)
+
+
+def _exec_pipelined(channel: paramiko.Channel, command: str) -> None:
+    """Like ``channel.exec_command``, but without waiting for the server's reply to the request.
+
+    Across an ocean that wait is a whole round trip per command. The output (or the channel's
+    close, if the server refused) follows anyway, in order, and ``_collect`` reads it.
+    """
+    try:
+        message = paramiko.Message()
+        message.add_byte(paramiko.common.cMSG_CHANNEL_REQUEST)
+        message.add_int(channel.remote_chanid)
+        message.add_string("exec")
+        message.add_boolean(False)  # want_reply: no
+        message.add_string(command)
+        channel.transport._send_user_message(message)  # type: ignore[union-attr]
+    except AttributeError:  # a paramiko without these internals: take the extra round trip
+        channel.exec_command(command)
 
 
 def _collect(

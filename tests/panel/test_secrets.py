@@ -2,38 +2,12 @@
 
 from __future__ import annotations
 
-import keyring.backend
 import keyring.backends.fail
-import keyring.errors
 import pytest
 
 from panel.secrets import KeyringState, SecretStore, luks_entry, mysql_entry
 from services.errors import SecretUnavailable
-
-
-class MemoryKeyring(keyring.backend.KeyringBackend):
-    priority = 1  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.entries: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.entries.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.entries[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        self.entries.pop((service, username), None)
-
-
-class LockedKeyring(MemoryKeyring):
-    def get_password(self, service: str, username: str) -> str | None:
-        raise keyring.errors.KeyringLocked("locked")
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        raise keyring.errors.KeyringLocked(f"locked, could not store {password}")
+from tests.keyrings import LockedKeyring, MemoryKeyring
 
 
 def test_entry_names_follow_the_design() -> None:
