@@ -63,6 +63,9 @@ class _Runnable(QRunnable):
                 job.signals.succeeded.emit(result)
         finally:
             job.signals.finished.emit()
+            # Posted after "finished", so the GUI thread handles that event before deleting the
+            # object; the worker never touches it again.
+            job.signals.deleteLater()
 
 
 @dataclass(eq=False)
@@ -152,7 +155,6 @@ class JobRunner(QObject):
     def _finished(self, job: Job) -> None:
         if job in self._jobs:
             self._jobs.remove(job)
-        job.signals.deleteLater()
         if job.queue is not None:
             self._busy_queues.discard(job.queue)
             pending = self._queues.get(job.queue)

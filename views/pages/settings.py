@@ -132,6 +132,8 @@ class SettingsPage(QWidget):
                                  on_error=lambda error: show_error(self, title, error))
 
     def _add(self) -> None:
+        if not self.state.allow_change("adding a server"):
+            return
         dialog = ServerDialog(None, self)
         path = self.state.context.config_path
         dialog.accepted.connect(lambda: self._write(
@@ -141,7 +143,7 @@ class SettingsPage(QWidget):
 
     def _edit(self) -> None:
         spec = self._selected()
-        if spec is None:
+        if spec is None or not self.state.allow_change(f"editing {spec.name}"):
             return
         dialog = ServerDialog(spec, self)
         path = self.state.context.config_path
@@ -151,7 +153,7 @@ class SettingsPage(QWidget):
 
     def _remove(self) -> None:
         spec = self._selected()
-        if spec is None:
+        if spec is None or not self.state.allow_change(f"removing {spec.name}"):
             return
         answer = QMessageBox.question(
             self, f"Remove {spec.name}?",
@@ -165,7 +167,7 @@ class SettingsPage(QWidget):
     def _replace_key(self) -> None:
         server = self.key_server.currentText()
         endpoint = self.key_endpoint.currentText()
-        if not server:
+        if not server or not self.state.allow_change(f"replacing the host key of {server}"):
             return
         context = self.state.context
 
