@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="start the local demo fleet and open the window on it")
     demo.add_argument("--dir", type=Path, help="where the fleet lives")
+    demo.add_argument("--keep", action="store_true", help="leave the fleet running when the window closes")
     demo.set_defaults(handler=cmd_demo)
 
     _add_optional(commands, "panel.lab.cli", "add_lab_commands")
@@ -147,12 +148,32 @@ def cmd_hostkey(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from panel.lab.cli import run_demo_fleet
+    """Start the demo fleet, open the window on it, and stop the fleet again if we started it."""
+    import os
 
-    config = run_demo_fleet(args.dir)
+    import keyring
+
+    from panel.lab.cli import default_directory
+    from panel.lab.fleet import Lab
+    from panel.lab.secrets import DemoKeyring
+
+    lab = Lab(args.dir or default_directory())
+    already_running = lab.is_running()
+    print("Starting the demo fleet (real sshd, dropbear, MariaDB, rdiff-backup on loopback)…", flush=True)
+    info = lab.up()
+    print(f"Demo fleet in {lab.directory}. Demo LUKS passphrase: {info.luks_passphrase!r} (public demo data).")
+    # The demo's secrets live in memory for this session only, and its store and known_hosts
+    # stay beside the fleet, so the user's own panel data is untouched.
+    keyring.set_keyring(DemoKeyring())
+    os.environ.setdefault("PANEL_DATA_DIR", str(lab.directory / "panel-data"))
     from views.app import run_window
 
-    return run_window(config, demo=True)
+    try:
+        return run_window(info.config_path, demo=True)
+    finally:
+        if not already_running and not args.keep:
+            print("Stopping the demo fleet…", flush=True)
+            lab.down()
 
 
 def _window_config(argv: Sequence[str]) -> tuple[bool, Path | None]:

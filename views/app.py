@@ -21,6 +21,9 @@ def make_application() -> QApplication:
     app.setOrganizationName("panel")
     app.setApplicationDisplayName("Operator panel")
     app.setStyle("Fusion")  # Fusion follows the system's light or dark colour scheme
+    style_sheet = Path(__file__).resolve().parents[1] / "resources" / "panel.qss"
+    if style_sheet.is_file():
+        app.setStyleSheet(style_sheet.read_text(encoding="utf-8"))
     return app
 
 

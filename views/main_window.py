@@ -60,7 +60,8 @@ class MainWindow(QMainWindow):
         self.pages: list[QWidget] = []
 
         self.sidebar = QListWidget()
-        self.sidebar.setFixedWidth(170)
+        self.sidebar.setObjectName("sidebar")
+        self.sidebar.setFixedWidth(180)
         self.sidebar.currentRowChanged.connect(self._show_page)
         self.stack = QStackedWidget()
         self.banner = Banner()

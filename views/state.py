@@ -41,6 +41,7 @@ class PanelState(QObject):
     actions_changed = Signal()
     notify = Signal(str, str, str)  # severity ("CRITICAL", "WARNING", "INFO"), title, text
     navigate = Signal(str, object)  # page title, an optional argument (e.g. a server name)
+    alerts_summary = Signal(str, int)  # worst severity of the open alerts and their count (for the tray)
 
     def __init__(self, context: PanelContext, runner: JobRunner, parent: QObject | None = None) -> None:
         super().__init__(parent)

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QBrush, QColor
 
-from services.probe import ServerStatus
-from views.style import state_icon
+from services.probe import HostFacts, ServerStatus
+from views.style import STATE_COLOURS, state_icon
 
-COLUMNS = ("Server", "State", "Uptime", "Load", "Memory", "Fullest disk", "System", "Checked")
+COLUMNS = ("Server", "State", "Uptime", "Load", "Memory", "Fullest disk", "System", "Checked", "Detail")
 _Index = QModelIndex | QPersistentModelIndex
 
 
@@ -97,6 +98,8 @@ class FleetModel(QAbstractTableModel):
             return row.address
         if role == Qt.ItemDataRole.UserRole:
             return row.server
+        if role == Qt.ItemDataRole.ForegroundRole and column in (3, 5) and row.status and row.status.facts:
+            return _warning_brush(row.status.facts, column)
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (2, 3, 4):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
@@ -107,6 +110,8 @@ class FleetModel(QAbstractTableModel):
             return row.server
         if column == 1:
             return row.state_text + (" ⟳" if row.refreshing and row.status is not None else "")
+        if column == 8:
+            return row.status.detail.split(". ")[0] if row.status and row.status.detail else ""
         if facts is None:
             if column == 7 and row.status is not None:
                 return _clock(row.status.checked_at)
@@ -138,3 +143,13 @@ class FleetModel(QAbstractTableModel):
 
 def _clock(moment: dt.datetime) -> str:
     return moment.astimezone().strftime("%H:%M:%S")
+
+
+def _warning_brush(facts: HostFacts, column: int) -> QBrush | None:
+    """Amber for a load above the core count or a disk above 85 %: the eye goes there first."""
+    if column == 3 and facts.load and facts.cores and facts.load[0] > facts.cores:
+        return QBrush(QColor(STATE_COLOURS["WARNING"]))
+    disk = facts.fullest_disk
+    if column == 5 and disk is not None and disk.percent >= 85:
+        return QBrush(QColor(STATE_COLOURS["CRITICAL" if disk.percent >= 95 else "WARNING"]))
+    return None

@@ -47,6 +47,7 @@ class FleetPage(QWidget):
         self.refresh_button = QPushButton("Refresh all (F5)")
         self.refresh_button.clicked.connect(state.refresh_all)
         self.summary = QLabel()
+        self.summary.setObjectName("summary")
         toolbar = QHBoxLayout()
         toolbar.addWidget(self.summary, 1)
         toolbar.addWidget(self.refresh_button)
