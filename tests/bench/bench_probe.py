@@ -18,7 +18,7 @@ from pathlib import Path
 
 from benchlib import BenchServer, result, sshd_fleet
 
-from services.hostkeys import add_known_host, PublicKey
+from services.hostkeys import PublicKey, add_known_host
 from services.inventory import ServerSpec
 from services.probe import FACTS_SCRIPT, ServerState, probe_many, probe_server
 from services.runner import LocalRunner

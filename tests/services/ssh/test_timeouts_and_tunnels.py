@@ -87,10 +87,12 @@ def test_a_tunnel_forwards_to_a_port_on_the_server(sshd: SshdServer, client_key:
     endpoint = system_endpoint(spec_for(sshd, client_key, pin=sshd.host_key_line), known_hosts=tmp_path / "kh")
     pool = SshPool()
     try:
-        with pool.open_tunnel(endpoint, "127.0.0.1", echo.getsockname()[1]) as tunnel:
-            with socket.create_connection(("127.0.0.1", tunnel.local_port), timeout=5) as client:
-                client.sendall(b"through the tunnel")
-                assert client.recv(100) == b"THROUGH THE TUNNEL"
+        with (
+            pool.open_tunnel(endpoint, "127.0.0.1", echo.getsockname()[1]) as tunnel,
+            socket.create_connection(("127.0.0.1", tunnel.local_port), timeout=5) as client,
+        ):
+            client.sendall(b"through the tunnel")
+            assert client.recv(100) == b"THROUGH THE TUNNEL"
     finally:
         pool.close_all()
         echo.close()

@@ -10,8 +10,8 @@ import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from panel.lab.sshd import SshdServer, start_stall_server
 from panel.lab.procs import free_ports
+from panel.lab.sshd import SshdServer, start_stall_server
 from services.hostkeys import PublicKey
 from tests.views.shell.conftest import server_table
 from views.dialogs.trust import TrustDialog
