@@ -9,7 +9,8 @@ import keyring.errors
 class MemoryKeyring(keyring.backend.KeyringBackend):
     """A working keyring that lives in memory only."""
 
-    priority = 1  # type: ignore[assignment]
+    # Never picked by keyring on its own (below its "no keyring" backend); tests choose it explicitly.
+    priority = -1
 
     def __init__(self) -> None:
         super().__init__()

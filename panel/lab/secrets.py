@@ -34,7 +34,10 @@ class DemoKeyring(keyring.backend.KeyringBackend):
     ``PYTHON_KEYRING_BACKEND=panel.lab.secrets.DemoKeyring``.
     """
 
-    priority = 0.1  # never chosen by keyring on its own
+    # Below keyring's own "no keyring" backend (priority 0): keyring never picks this on its own, even
+    # on a machine without a real keyring; it is used only when chosen explicitly (set_keyring or
+    # PYTHON_KEYRING_BACKEND).
+    priority = -1
 
     def __init__(self) -> None:
         super().__init__()

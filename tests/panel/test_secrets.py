@@ -56,3 +56,18 @@ def test_the_vendors_environment_variable_wins(monkeypatch: pytest.MonkeyPatch) 
     assert store.api_key("stripe") == "sk_from_keyring"
     monkeypatch.setenv("STRIPE_API_KEY", "sk_from_env")
     assert store.api_key("stripe") == "sk_from_env"
+
+
+def test_the_demo_keyring_is_never_picked_on_its_own() -> None:
+    """Importing the lab must not make the demo's secrets the keyring of a machine without one."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHON_KEYRING_BACKEND"}
+    code = "import panel.cli, panel.lab.secrets, keyring; print(type(keyring.get_keyring()).__name__)"
+    chosen = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert chosen.stdout.strip() != "DemoKeyring"
+    explicit = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              env={**env, "PYTHON_KEYRING_BACKEND": "panel.lab.secrets.DemoKeyring"})
+    assert explicit.stdout.strip() == "DemoKeyring"
