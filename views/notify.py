@@ -57,9 +57,11 @@ class Notifier(QObject):
         super().__init__(parent)
         self.banner = banner
         self.tray: QSystemTrayIcon | None = None
+        self._tray_action: Callable[[], object] | None = None  # what a click on the latest message does
         if QSystemTrayIcon.isSystemTrayAvailable():
             self.tray = QSystemTrayIcon(dot_icon(STATE_COLOURS["OK"], 32), self)
             self.tray.setToolTip("Operator panel")
+            self.tray.messageClicked.connect(self._tray_message_clicked)
             self.tray.show()
 
     @property
@@ -80,12 +82,16 @@ class Notifier(QObject):
             icon = {"CRITICAL": QSystemTrayIcon.MessageIcon.Critical,
                     "WARNING": QSystemTrayIcon.MessageIcon.Warning}.get(severity,
                                                                         QSystemTrayIcon.MessageIcon.Information)
+            self._tray_action = action
             self.tray.showMessage(title, text, icon, 15000)
-            if action is not None:
-                self.tray.messageClicked.connect(action)
         # The banner shows too: a tray message is gone in seconds, the banner waits for the operator.
         self.banner.show_message(severity, f"{title}: {text}", action_title, action)
         self.shown.emit(severity, f"{title}: {text}")
+
+
+    def _tray_message_clicked(self) -> None:
+        if self._tray_action is not None:
+            self._tray_action()
 
 
 def app_icon() -> QIcon:

@@ -40,6 +40,7 @@ class PanelState(QObject):
     read_only_changed = Signal(bool)
     actions_changed = Signal()
     notify = Signal(str, str, str)  # severity ("CRITICAL", "WARNING", "INFO"), title, text
+    notify_action = Signal(str, str, str, str, object)  # the same, plus a button title and its callable
     navigate = Signal(str, object)  # page title, an optional argument (e.g. a server name)
     alerts_summary = Signal(str, int)  # worst severity of the open alerts and their count (for the tray)
 
@@ -73,6 +74,11 @@ class PanelState(QObject):
             self.message.emit(f"Read-only mode is on: {what} is disabled. Turn it off in the toolbar to act.")
             return False
         return True
+
+    def notify_with_action(self, severity: str, title: str, text: str, action_title: str,
+                           action: Callable[[], object]) -> None:
+        """A notification whose button (in the banner, or a click on the tray message) does the next step."""
+        self.notify_action.emit(severity, title, text, action_title, action)
 
     def add_action(self, action: PaletteAction) -> None:
         self.actions[action.key or action.title] = action
