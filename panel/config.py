@@ -73,6 +73,7 @@ _BACKUP_FIELDS = {
     "path": _Field(str, required=True),
     "via": _Field(str),
     "max_age_hours": _Field((int, float)),
+    "source": _Field(str),
 }
 _CHECKS_FIELDS = {
     "expected_ports": _Field(list),
@@ -84,6 +85,19 @@ _CHECKS_FIELDS = {
     "downtime_budget_minutes": _Field((int, float)),
     "tls_domains": _Field(list),
     "log_files": _Field(list),
+    "disk_inode_warning_percent": _Field((int, float)),
+    "disk_inode_critical_percent": _Field((int, float)),
+    "load_critical_per_core": _Field((int, float)),
+    "memory_critical_percent": _Field((int, float)),
+    "clock_skew_warning_seconds": _Field((int, float)),
+    "failed_logins_warning": _Field((int, float)),
+    "failed_logins_critical": _Field((int, float)),
+    "tls_warning_days": _Field((int, float)),
+    "tls_critical_days": _Field((int, float)),
+    "reboot_alert_hours": _Field((int, float)),
+    "apt_lists_max_age_days": _Field((int, float)),
+    "aide_timeout_seconds": _Field((int, float)),
+    "check_timeout_seconds": _Field((int, float)),
 }
 _GROUPS_FIELDS = {
     name: _Field(str)

@@ -34,8 +34,94 @@ _V1_AUDIT = """
 # Small cached values: last probe results, per-server preferences such as auto-unlock.
 _V2_KV = "CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL);"
 
+# The alerts feature (panel/alerts.py): alert history with its lifecycle (new -> acknowledged ->
+# resolved), silences that outlive a resolution, one row per sweep, and the accepted baselines of
+# the watched paths (as `aide --init` records them) with the changes waiting for acceptance.
+_V3_ALERTS = """
+        CREATE TABLE alerts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            server TEXT NOT NULL,            -- '' for checks of the business (Stripe, Mailgun, Cloudflare)
+            check_id TEXT NOT NULL,          -- e.g. ports.unexpected, files.changed
+            subject TEXT NOT NULL DEFAULT '',-- e.g. 'tcp 0.0.0.0:8081', a mount point, a unit
+            severity TEXT NOT NULL,          -- WARNING, CRITICAL, UNKNOWN
+            summary TEXT NOT NULL,
+            evidence TEXT NOT NULL DEFAULT '[]',  -- JSON list of the lines the check saw
+            action TEXT,                     -- JSON {title, page, argument}: the suggested next step
+            status TEXT NOT NULL DEFAULT 'new',   -- new, acknowledged, resolved
+            first_seen TEXT NOT NULL,        -- ISO 8601, UTC
+            last_seen TEXT NOT NULL,
+            changed_at TEXT NOT NULL,        -- last change the operator should notice
+            acknowledged_at TEXT,
+            resolved_at TEXT,
+            resolution TEXT NOT NULL DEFAULT '',  -- 'cleared' (the check passed), 'accepted', ...
+            occurrences INTEGER NOT NULL DEFAULT 1
+        );
+        CREATE UNIQUE INDEX alerts_open_key ON alerts(server, check_id, subject) WHERE status != 'resolved';
+        CREATE INDEX alerts_status ON alerts(status);
+        CREATE INDEX alerts_seen ON alerts(last_seen);
+        CREATE TABLE alert_events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            alert_id INTEGER NOT NULL REFERENCES alerts(id),
+            at TEXT NOT NULL,
+            kind TEXT NOT NULL,              -- opened, escalated, eased, changed, acknowledged, silenced,
+                                             -- unsilenced, resolved
+            detail TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX alert_events_alert ON alert_events(alert_id);
+        CREATE TABLE alert_silences (
+            server TEXT NOT NULL,
+            check_id TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            until TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (server, check_id, subject)
+        );
+        CREATE TABLE check_runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            started_at TEXT NOT NULL,
+            finished_at TEXT NOT NULL,
+            servers TEXT NOT NULL,           -- JSON list of the servers swept
+            worst TEXT NOT NULL,
+            alerts INTEGER NOT NULL,
+            opened INTEGER NOT NULL,
+            resolved INTEGER NOT NULL
+        );
+        CREATE TABLE watch_baselines (
+            server TEXT PRIMARY KEY,
+            paths TEXT NOT NULL,             -- JSON list of the watched paths the baseline covers
+            server_time REAL NOT NULL,       -- the server's clock at the scan (files with older ctime are unchanged)
+            recorded_at TEXT NOT NULL,
+            scan_id TEXT NOT NULL DEFAULT '',
+            origin TEXT NOT NULL DEFAULT 'initial'   -- initial, accepted
+        );
+        CREATE TABLE watch_files (
+            server TEXT NOT NULL,
+            path TEXT NOT NULL,
+            kind TEXT NOT NULL,              -- find's %y: f, d, l, ...
+            mode TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            grp TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            sha256 TEXT,
+            link TEXT NOT NULL DEFAULT '',
+            mtime REAL NOT NULL DEFAULT 0,
+            ctime REAL NOT NULL DEFAULT 0,
+            PRIMARY KEY (server, path)
+        ) WITHOUT ROWID;
+        CREATE TABLE watch_pending (
+            server TEXT PRIMARY KEY,
+            scan_id TEXT NOT NULL,
+            scanned_at TEXT NOT NULL,
+            server_time REAL NOT NULL,
+            paths TEXT NOT NULL,             -- JSON list
+            changes TEXT NOT NULL,           -- JSON list of {path, kind, details, line}
+            entries TEXT NOT NULL            -- JSON: the new state of every added or changed entry
+        );
+"""
+
 # Features append their migrations (SQL scripts) here; a migration is never edited once released.
-MIGRATIONS: list[str] = [_V1_AUDIT, _V2_KV]
+MIGRATIONS: list[str] = [_V1_AUDIT, _V2_KV, _V3_ALERTS]
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,10 @@ class BackupSpec:
     path: str
     via: str | None = None  # None: on the server itself; "local": this laptop; else another server's name
     max_age_hours: float = 26.0
+    # Added by the backups feature: the folder this repository backs up, on the server itself, so the
+    # panel can compare the live files with the newest backup ("what changed in /etc since the last backup").
+    # None: "/", or the folder that holds the etc/ among the server's checks.watch_paths (panel.backups).
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,20 @@ class ChecksSpec:
     downtime_budget_minutes: float = 1.0
     tls_domains: tuple[str, ...] = ()
     log_files: tuple[str, ...] = ()
+    # Added by the alerts feature (services/checks); each has a sensible default.
+    disk_inode_warning_percent: float = 85.0
+    disk_inode_critical_percent: float = 95.0
+    load_critical_per_core: float = 4.0
+    memory_critical_percent: float = 97.0
+    clock_skew_warning_seconds: float = 5.0  # the server's clock against this laptop's
+    failed_logins_warning: float = 100.0  # failed SSH login lines in the last hour
+    failed_logins_critical: float = 1000.0
+    tls_warning_days: float = 20.0
+    tls_critical_days: float = 3.0
+    reboot_alert_hours: float = 24.0  # how long an unexplained reboot stays an alert
+    apt_lists_max_age_days: float = 7.0  # older package lists can't tell about security updates
+    aide_timeout_seconds: float = 0.0  # 0: only read AIDE's daily report; >0: run aide --check that long
+    check_timeout_seconds: float = 90.0  # the whole host script of one server
 
 
 @dataclass(frozen=True)

@@ -135,7 +135,11 @@ class MainWindow(QMainWindow):
         self.read_only_box.setEnabled(True)
         self.state.message.connect(lambda text: self.statusBar().showMessage(text, 15000))
         self.state.notify.connect(lambda severity, title, text: self.notifier.notify(severity, title, text))
+        self.state.notify_action.connect(
+            lambda severity, title, text, action_title, action: self.notifier.notify(
+                severity, title, text, action_title=action_title, action=action))
         self.state.navigate.connect(self.navigate)
+        self.state.alerts_summary.connect(self.notifier.set_tray_state)
         self._clear_stack()
         self.sidebar.clear()
         for page_class in page_classes:
