@@ -147,6 +147,9 @@ class MainWindow(QMainWindow):
             self.pages.append(page)
             self.stack.addWidget(page)
             QListWidgetItem(page.title, self.sidebar)
+        from views.palette import install_palette  # Ctrl+K, "?", "Go to PAGE" and "Toggle read-only mode"
+
+        install_palette(self)
         self.sidebar.show()
         self.sidebar.setCurrentRow(0)
         self.setWindowTitle(f"Operator panel — {context.config_path}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from functools import partial
 
 from PySide6.QtCore import QItemSelection, Qt
 from PySide6.QtGui import QKeySequence, QShortcut
@@ -23,7 +24,8 @@ from services.errors import PanelError
 from services.probe import ServerState, ServerStatus
 from views.dialogs.trust import TrustDialog
 from views.models.fleet import FleetModel, format_uptime
-from views.state import PanelState
+from views.pages.processes import open_terminal
+from views.state import PaletteAction, PanelState
 from views.workers import JobContext
 
 
@@ -59,9 +61,12 @@ class FleetPage(QWidget):
         self.trust_button.clicked.connect(self._trust_selected)
         self.refresh_one_button = QPushButton("Refresh this server")
         self.refresh_one_button.clicked.connect(self._refresh_selected)
+        self.terminal_button = QPushButton("Open a terminal here")
+        self.terminal_button.clicked.connect(lambda: open_terminal(state, self.selected_server() or ""))
         detail_buttons = QHBoxLayout()
         detail_buttons.addWidget(self.trust_button)
         detail_buttons.addStretch(1)
+        detail_buttons.addWidget(self.terminal_button)
         detail_buttons.addWidget(self.refresh_one_button)
         detail_box = QWidget()
         detail_layout = QVBoxLayout(detail_box)
@@ -91,6 +96,14 @@ class FleetPage(QWidget):
         if servers:
             self.table.selectRow(0)
         self._update_summary()
+        self.state.remove_actions("fleet/")
+        for name, _ in servers:
+            self.state.add_action(PaletteAction(f"Refresh {name}", partial(self.state.refresh, name),
+                                                keywords=("probe", "status", "check"), page=self.title,
+                                                key=f"fleet/{name}/refresh"))
+            self.state.add_action(PaletteAction(f"Open terminal on {name}", partial(open_terminal, self.state, name),
+                                                keywords=("shell", "ssh", "console"), page=self.title,
+                                                key=f"fleet/{name}/terminal"))
 
     def selected_server(self) -> str | None:
         rows = self.table.selectionModel().selectedRows()
