@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,16 @@ from views.notify import Banner, Notifier
 from views.workers import JobContext, JobRunner
 
 log = logging.getLogger(__name__)
+
+
+def _freeze_startup_objects() -> None:
+    """Once per process, move what startup built (modules, Qt wrappers, pages) out of the cyclic
+    garbage collector's sight. A full collection scans every tracked object while holding the GIL,
+    which stalled the window for 40-130 ms when thousands of rows were loading; after the freeze a
+    pass scans only what was made since."""
+    if not getattr(_freeze_startup_objects, "done", False):
+        gc.freeze()
+        _freeze_startup_objects.done = True  # type: ignore[attr-defined]
 
 
 class MessagePage(QWidget):
@@ -154,6 +165,7 @@ class MainWindow(QMainWindow):
         self.sidebar.setCurrentRow(0)
         self.setWindowTitle(f"Operator panel — {context.config_path}")
         self.state.refresh_all()
+        _freeze_startup_objects()
         self.pages_ready.emit()
 
     def _core_failed(self, error: PanelError) -> None:
