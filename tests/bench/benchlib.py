@@ -38,6 +38,7 @@ class BenchServer:
     name: str
     port: int  # what the client dials (the latency proxy's port when there is one)
     host_key_line: str
+    direct_port: int = 0  # the sshd itself, without the proxy: for baselines of server time
 
 
 @contextlib.contextmanager
@@ -64,7 +65,7 @@ def sshd_fleet(folder: Path, count: int, *, latency_ms: float = 0.0) -> Iterator
                                          log=folder / "latency.log")
             stoppers.append(lambda: procs.stop(record))
         for number, (sshd, port) in enumerate(zip(sshds, ports, strict=True)):
-            servers.append(BenchServer(f"bench{number}", port, sshd.host_key_line))
+            servers.append(BenchServer(f"bench{number}", port, sshd.host_key_line, sshd.port))
         yield key, servers
     finally:
         for stop in reversed(stoppers):
