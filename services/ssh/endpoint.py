@@ -75,6 +75,8 @@ def system_endpoint(
     proxy_jump = options.get("proxyjump")
     if isinstance(proxy_jump, str) and proxy_jump.lower() != "none":
         jump = _jump_endpoint(proxy_jump.split(",")[0], known_hosts, user_known_hosts, ssh_config)
+        # The jump host also gets the target's keys to try: one key usually opens both.
+        jump = replace(jump, identities=tuple(dict.fromkeys((*jump.identities, *identities))))
     return SshEndpoint(
         name=spec.name,
         host=hostname,
