@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -48,9 +49,20 @@ class _AfterFirstPaint(QObject):
         return False
 
 
+def _quit_on_signals(app: QApplication) -> None:
+    """SIGINT and SIGTERM close the window like the operator would, so cleanup (the demo fleet's
+    shutdown, the pool's connections) runs. A timer lets Python see the signal while Qt waits."""
+    signal.signal(signal.SIGINT, lambda *_: app.quit())
+    signal.signal(signal.SIGTERM, lambda *_: app.quit())
+    wake = QTimer(app)
+    wake.timeout.connect(lambda: None)
+    wake.start(250)
+
+
 def run_window(config_path: Path | None, *, demo: bool = False) -> int:
     """``config_path`` None: $PANEL_CONFIG or the user's config folder, resolved on the loading worker."""
     app = make_application()
+    _quit_on_signals(app)
     from views.main_window import MainWindow
 
     window = MainWindow(config_path)
@@ -58,4 +70,6 @@ def run_window(config_path: Path | None, *, demo: bool = False) -> int:
         window.setWindowTitle("Operator panel — demo fleet")
     window.installEventFilter(_AfterFirstPaint(window, window.load))
     window.show()
-    return app.exec()
+    code = app.exec()
+    window.close()  # cancels the jobs and closes the connections, also after a signal
+    return code
