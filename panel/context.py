@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from panel import paths
 from panel.config import load_config, set_server_key
@@ -27,6 +29,9 @@ class PanelContext:
     pool: SshPool = field(default_factory=SshPool)
     known_hosts: Path = field(default_factory=paths.known_hosts_path)
     initramfs_known_hosts: Path = field(default_factory=paths.initramfs_known_hosts_path)
+    # Per-session helpers that features keep on the context (panel.mysql keeps its SSH tunnels
+    # here); close() closes each of them, newest first, before the SSH pool.
+    resources: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def open(cls, config_path: Path, *, store: Store | None = None, secrets: SecretStore | None = None
@@ -39,6 +44,10 @@ class PanelContext:
         self.inventory = load_config(self.config_path)
 
     def close(self) -> None:
+        resources, self.resources = list(self.resources.values()), {}
+        for resource in reversed(resources):
+            with contextlib.suppress(Exception):
+                resource.close()
         self.pool.close_all()
 
     # --- endpoints ---------------------------------------------------------------------------------

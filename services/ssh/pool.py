@@ -101,7 +101,8 @@ class SshPool:
             raise ConnectError(f"The connection to {endpoint.name} was lost during a command: {exc}.") from None
         finally:
             unregister()
-            channel.close()
+            with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+                channel.close()  # the SSH connection may already be gone
 
     def sftp(self, endpoint: SshEndpoint, cancel: CancelToken = NEVER_CANCELLED) -> paramiko.SFTPClient:
         transport = self.transport(endpoint, cancel)
@@ -249,12 +250,15 @@ class Tunnel:
             if channel is None:
                 return
             _pump(client, channel, self._closed)
+        except (OSError, EOFError, paramiko.SSHException):
+            return  # reset by the client, or the SSH connection closed under it: over either way
         finally:
             with self._lock:
                 self._connections.discard(client)
             client.close()
             if channel is not None:
-                channel.close()
+                with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+                    channel.close()  # the SSH connection may already be gone
 
     def break_connections(self) -> None:
         """Cut every forwarded connection (the tunnel itself stays). Used to test lost connections."""
@@ -266,6 +270,10 @@ class Tunnel:
 
     def close(self) -> None:
         self._closed.set()
+        # On Linux, closing a socket that a thread waits on in accept() leaves it listening;
+        # shutting it down first wakes that thread, so the port refuses at once.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         self.break_connections()
 
