@@ -584,6 +584,52 @@ def _write_filesystem_root(root: Path, name: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():  # never undo a change a demo made on purpose (a "tampered" file)
             path.write_text(text)
+    _write_logs(root, name)
+
+
+def log_files(root: Path, name: str) -> list[Path]:
+    """The plain log files of a lab server, which the Logs page reads (the lab has no journal)."""
+    names = ["var/log/nginx/error.log", "var/log/saas/app.log"] if name.startswith("app") else []
+    return [root / relative for relative in [*names, "var/log/syslog"]]
+
+
+def _write_logs(root: Path, name: str) -> None:
+    """A few hours of plausible lines, errors among them, with timestamps ending now."""
+    now = time.time()
+    lines = {
+        "var/log/syslog": [
+            "systemd[1]: Started Daily apt download activities.",
+            "CRON[{pid}]: (root) CMD (rdiff-backup backup /srv /var/backups/rdiff)",
+            "sshd[{pid}]: Accepted publickey for root from 203.0.113.50 port 51234 ssh2: ED25519",
+            "kernel: [UFW BLOCK] IN=eth0 SRC=198.51.100.23 DST=203.0.113.10 PROTO=TCP DPT=3306",
+            "sshd[{pid}]: error: maximum authentication attempts exceeded for invalid user admin",
+        ],
+        "var/log/nginx/error.log": [
+            "[warn] {pid}#0: *1{pid} upstream response is buffered to a temporary file",
+            "[error] {pid}#0: *2{pid} connect() failed (111: Connection refused) while connecting to upstream",
+        ],
+        "var/log/saas/app.log": [
+            "INFO saas.billing: invoice paid group=1",
+            "WARNING saas.mail: bounce for user17@group-17.example",
+            "ERROR saas.export: group 42 export failed: lock wait timeout exceeded",
+            "INFO saas.web: GET /api/groups/1/documents 200 38ms",
+        ],
+    }
+    for path in log_files(root, name):
+        if path.exists():
+            continue
+        relative = str(path.relative_to(root))
+        templates = lines[relative]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        out = []
+        for number in range(240):  # one line a minute for the last four hours
+            at = time.localtime(now - (240 - number) * 60)
+            message = templates[(number * 7 + len(name)) % len(templates)].format(pid=1000 + number)
+            if relative == "var/log/syslog":
+                out.append(time.strftime("%b %d %H:%M:%S", at) + f" {name} {message}")
+            else:
+                out.append(time.strftime("%Y/%m/%d %H:%M:%S", at) + f" {message}")
+        path.write_text("\n".join(out) + "\n")
 
 
 # --- panel.toml -----------------------------------------------------------------------------------
@@ -663,7 +709,11 @@ def write_config(path: Path, info: LabInfo) -> Path:
                 )
         lines += _table(
             f"[servers.{server.name}.checks]",
-            {"expected_ports": expected_ports, "watch_paths": [str(server.root / "etc")]},
+            {
+                "expected_ports": expected_ports,
+                "watch_paths": [str(server.root / "etc")],
+                "log_files": [str(path) for path in log_files(server.root, server.name)],
+            },
         )
     lines += _table(
         "[groups]",
