@@ -118,13 +118,13 @@ class JobRunner(QObject):
         signals = JobSignals(self)
         job = Job(title, function, timeout, queue, signals)
         if on_success is not None:
-            signals.succeeded.connect(on_success)
+            signals.succeeded.connect(self._deliver(on_success))
         if on_error is not None:
-            signals.failed.connect(on_error)
+            signals.failed.connect(self._deliver(on_error))
         if on_progress is not None:
-            signals.progress.connect(on_progress)
+            signals.progress.connect(self._deliver(on_progress))
         if on_finished is not None:
-            signals.finished.connect(on_finished)
+            signals.finished.connect(self._deliver(on_finished))
         signals.finished.connect(lambda: self._finished(job))
         self._jobs.append(job)
         if self._closing:
@@ -135,6 +135,23 @@ class JobRunner(QObject):
             self._queues.setdefault(queue, deque()).append(job)
         self.jobs_changed.emit(len(self._jobs))
         return job
+
+    def _deliver(self, callback: Callable[..., object]) -> Callable[..., None]:
+        """Results arrive after the window may have started closing, or after the page that asked
+        was deleted (a reload, a closed dialog): those results have no one to show them, so they
+        are dropped instead of touching a deleted widget."""
+
+        def deliver(*args: object) -> None:
+            if self._closing:
+                return
+            try:
+                callback(*args)
+            except RuntimeError as error:
+                if "already deleted" not in str(error):
+                    raise
+                log.debug("dropped a job result: its widget is gone (%s)", error)
+
+        return deliver
 
     def _start(self, job: Job) -> None:
         job.started = True

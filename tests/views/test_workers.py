@@ -122,3 +122,21 @@ def test_shutdown_cancels_and_drains_the_pool(qtbot) -> None:
     assert saw_cancel == [True]  # the running job was told to stop; the queued one never started
     assert runner.pool.activeThreadCount() == 0
     dispose(runner)
+
+
+def test_a_result_for_a_deleted_widget_is_dropped(qtbot, runner: JobRunner) -> None:
+    from PySide6.QtWidgets import QLabel
+
+    label = QLabel()
+    release = threading.Event()
+    finished: list[bool] = []
+
+    def work(job: JobContext) -> str:
+        release.wait(5)
+        return "late"
+
+    runner.submit("Late result", work, on_success=label.setText, on_finished=lambda: finished.append(True))
+    label.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    release.set()
+    qtbot.waitUntil(lambda: finished == [True], timeout=5000)  # no "already deleted" error escaped
