@@ -130,6 +130,7 @@ class CloudflarePage(VendorPage):
     def __init__(self, state: PanelState, parent: QWidget | None = None) -> None:
         super().__init__(state, parent)
         self.zone: ZoneState | None = None
+        self._awaiting: set[str] = set()  # this reload's answers still to come: "zone", "dns"
         self.level_before_attack = CALM_LEVEL
         self.traffic: dict[str, TrafficSeries] = {}
         self.dns_dialog: DnsRecordDialog | None = None
@@ -358,6 +359,9 @@ class CloudflarePage(VendorPage):
     # -- loading ----------------------------------------------------------------------------------
 
     def reload(self) -> None:
+        # "Loaded" once both of this reload's answers are here. Checking whether the other job is
+        # still busy would race: its "finished" can arrive after this job's result.
+        self._awaiting = {"zone", "dns"}
         self.load_zone()
         self.load_dns()
         self.load_traffic()
@@ -378,8 +382,7 @@ class CloudflarePage(VendorPage):
         self.level_before_attack = loaded.level_before_attack
         self.show_content()
         self.update_buttons()
-        if not self.busy("dns"):
-            self._loaded()
+        self._arrived("zone")
 
     def load_dns(self) -> None:
         inventory = self.state.context.inventory
@@ -398,7 +401,11 @@ class CloudflarePage(VendorPage):
         self._dns_count()
         self.show_content()
         self.update_buttons()
-        if self.zone is not None and not self.busy("zone"):
+        self._arrived("dns")
+
+    def _arrived(self, part: str) -> None:
+        self._awaiting.discard(part)
+        if not self._awaiting and self.zone is not None:
             self._loaded()
 
     def _loaded(self) -> None:
