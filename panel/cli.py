@@ -9,8 +9,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from panel.config import default_config_path
-from panel.logs import setup_logging
 from services.errors import ConfigError, PanelError
 
 if TYPE_CHECKING:
@@ -70,6 +68,7 @@ def _add_optional(commands: argparse._SubParsersAction[argparse.ArgumentParser],
 
 
 def open_context(args: argparse.Namespace) -> PanelContext:
+    from panel.config import default_config_path
     from panel.context import PanelContext
 
     return PanelContext.open(args.config or default_config_path())
@@ -192,6 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from views.app import run_window
 
         return run_window(config)
+    from panel.logs import setup_logging
+
     setup_logging()
     parser = build_parser()
     args = parser.parse_args(argv)
