@@ -108,6 +108,10 @@ def write_sshd_config(
                 "Subsystem sftp internal-sftp",
                 f"LoginGraceTime {login_grace_time}",
                 "MaxStartups 100:30:200",  # tests and the panel open many connections at once
+                # bash sources ~/.bashrc for ssh commands only at SHLVL 0. The lab's servers share this
+                # machine's root account, whose .bashrc (a developer's: pyenv, ...) no server would have
+                # and which costs ~100 ms of CPU per command; SHLVL=1 keeps commands as a server runs them.
+                "SetEnv SHLVL=1",
                 "MaxSessions 64",
                 "UseDNS no",
                 "PrintMotd no",

@@ -7,9 +7,8 @@ single server's handshake plus probe; a warm sweep (pooled connections) within 2
 server time.
 
 "Server time" is the same warm sweep against the same sshd servers without the latency proxy: it
-holds what the servers spend per command (sshd's session set-up and the login shell's start-up
-files, ~100 ms of CPU each on a machine whose root .bashrc runs pyenv), which 23 servers sharing
-this machine's 2 cores pay together, unlike 23 real servers.
+holds what the servers spend per command (sshd's session set-up and the shell), which 23 servers
+sharing this machine's 2 cores pay together, unlike 23 real servers.
 """
 
 from __future__ import annotations
