@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -34,13 +33,13 @@ def main() -> int:
 
     keyring.set_keyring(DemoKeyring())
     os.environ.setdefault("PANEL_DATA_DIR", str(args.config.parent / "panel-data"))
-    from PySide6.QtCore import QSettings
+    from PySide6.QtCore import QEventLoop, QSettings, QTimer
     from PySide6.QtWidgets import QApplication
 
     from views.app import make_application
     from views.main_window import MainWindow
 
-    app = make_application()
+    _app = make_application()  # kept alive for the whole run
     settings = QSettings(str(args.out / ".screenshot-settings.ini"), QSettings.Format.IniFormat)
     window = MainWindow(args.config.resolve(), settings=settings)
     width, height = (int(x) for x in args.size.split("x"))
@@ -49,12 +48,14 @@ def main() -> int:
     window.load()
 
     def pump(seconds: float, until: object = None) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            app.processEvents()
-            if callable(until) and until():
-                return
-            time.sleep(0.02)
+        """Run the event loop for ``seconds``, or until ``until()`` holds (checked every 20 ms)."""
+        loop = QEventLoop()
+        check = QTimer()
+        check.timeout.connect(lambda: loop.quit() if callable(until) and until() else None)
+        check.start(20)
+        QTimer.singleShot(int(seconds * 1000), loop.quit)
+        loop.exec()
+        check.stop()
 
     pump(30, lambda: window.state is not None and len(window.state.statuses) == len(
         window.state.context.inventory.servers))

@@ -22,13 +22,13 @@ from services.ssh import SshPool, SshRunner, system_endpoint
 USER = pwd.getpwuid(os.geteuid()).pw_name
 
 LISTENER = r"""
-import socket, sys, time
+import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((sys.argv[1], int(sys.argv[2])))
 s.listen(5)
 print("listening", flush=True)
-time.sleep(600)
+sys.stdin.read()  # hold the port until the test closes our stdin (or kills us)
 """
 
 
@@ -48,7 +48,8 @@ def runner_for(pool: SshPool, spec: ServerSpec, folder: Path) -> SshRunner:
 @contextlib.contextmanager
 def listening(port: int, host: str = "0.0.0.0") -> Iterator[subprocess.Popen[bytes]]:
     """A program listening on ``host:port`` (a separate process, as a real service is)."""
-    process = subprocess.Popen([sys.executable, "-c", LISTENER, host, str(port)], stdout=subprocess.PIPE,
+    process = subprocess.Popen([sys.executable, "-c", LISTENER, host, str(port)], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE)
     try:
         assert process.stdout is not None
