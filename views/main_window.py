@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from pathlib import Path
 from typing import Any
@@ -23,21 +22,12 @@ from PySide6.QtWidgets import (
 )
 
 from services.errors import ConfigError, PanelError
+from views.app import freeze_startup_objects
 from views.dialogs.messages import show_error
 from views.notify import Banner, Notifier
 from views.workers import JobContext, JobRunner
 
 log = logging.getLogger(__name__)
-
-
-def _freeze_startup_objects() -> None:
-    """Once per process, move what startup built (modules, Qt wrappers, pages) out of the cyclic
-    garbage collector's sight. A full collection scans every tracked object while holding the GIL,
-    which stalled the window for 40-130 ms when thousands of rows were loading; after the freeze a
-    pass scans only what was made since."""
-    if not getattr(_freeze_startup_objects, "done", False):
-        gc.freeze()
-        _freeze_startup_objects.done = True  # type: ignore[attr-defined]
 
 
 class MessagePage(QWidget):
@@ -165,7 +155,7 @@ class MainWindow(QMainWindow):
         self.sidebar.setCurrentRow(0)
         self.setWindowTitle(f"Operator panel — {context.config_path}")
         self.state.refresh_all()
-        _freeze_startup_objects()
+        freeze_startup_objects()
         self.pages_ready.emit()
 
     def _core_failed(self, error: PanelError) -> None:
