@@ -6,14 +6,14 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor
 
 from services.probe import HostFacts, ServerStatus
+from views.models.table import RIGHT_ALIGNED, ListTableModel
 from views.style import STATE_COLOURS, state_icon
 
 COLUMNS = ("Server", "State", "Uptime", "Load", "Memory", "Fullest disk", "System", "Checked", "Detail")
-_Index = QModelIndex | QPersistentModelIndex
 
 
 def format_uptime(seconds: float | None) -> str:
@@ -38,10 +38,8 @@ class FleetRow:
         return str(self.status.state)
 
 
-class FleetModel(QAbstractTableModel):
-    def __init__(self, parent: Any = None) -> None:
-        super().__init__(parent)
-        self._rows: list[FleetRow] = []
+class FleetModel(ListTableModel[FleetRow]):
+    columns = COLUMNS
 
     def set_servers(self, servers: list[tuple[str, str]], statuses: dict[str, ServerStatus]) -> None:
         self.beginResetModel()
@@ -49,13 +47,10 @@ class FleetModel(QAbstractTableModel):
         self.endResetModel()
 
     def row_of(self, server: str) -> int:
-        for number, row in enumerate(self._rows):
-            if row.server == server:
-                return number
-        return -1
+        return self._find(lambda row: row.server == server)
 
     def server_at(self, row: int) -> FleetRow | None:
-        return self._rows[row] if 0 <= row < len(self._rows) else None
+        return self.row_at(row)
 
     def update_status(self, status: ServerStatus) -> None:
         number = self.row_of(status.server)
@@ -63,7 +58,7 @@ class FleetModel(QAbstractTableModel):
             return
         self._rows[number].status = status
         self._rows[number].refreshing = False
-        self.dataChanged.emit(self.index(number, 0), self.index(number, len(COLUMNS) - 1))
+        self._row_changed(number)
 
     def set_refreshing(self, server: str, refreshing: bool) -> None:
         number = self.row_of(server)
@@ -71,23 +66,7 @@ class FleetModel(QAbstractTableModel):
             self._rows[number].refreshing = refreshing
             self.dataChanged.emit(self.index(number, 1), self.index(number, 1))
 
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole and \
-                0 <= section < len(COLUMNS):
-            return COLUMNS[section]
-        return None
-
-    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
-            return None
-        row = self._rows[index.row()]
-        column = index.column()
+    def cell(self, row: FleetRow, column: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(row, column)
         if role == Qt.ItemDataRole.DecorationRole and column == 1:
@@ -101,7 +80,7 @@ class FleetModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole and column in (3, 5) and row.status and row.status.facts:
             return _warning_brush(row.status.facts, column)
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (2, 3, 4):
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            return RIGHT_ALIGNED
         return None
 
     def _display(self, row: FleetRow, column: int) -> str:

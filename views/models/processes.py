@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import Qt
 
 from services.triage.processes import ProcessInfo
+from views.models.table import RIGHT_ALIGNED, ListTableModel
 
 COLUMNS = ("PID", "User", "CPU %", "Mem %", "Resident", "Running for", "Command", "Arguments")
 PID, USER, CPU, MEMORY, RSS, ELAPSED, COMMAND, ARGS = range(len(COLUMNS))
-_Index = QModelIndex | QPersistentModelIndex
 _NUMERIC = (PID, CPU, MEMORY, RSS, ELAPSED)
 
 
@@ -42,11 +42,12 @@ def _sort_key(column: int) -> Any:
     return keys.get(column, keys[CPU])
 
 
-class ProcessModel(QAbstractTableModel):
+class ProcessModel(ListTableModel[ProcessInfo]):
+    columns = COLUMNS
+
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self._all: list[ProcessInfo] = []
-        self._rows: list[ProcessInfo] = []
         self._text = ""
         self.sort_column = CPU
         self.sort_order = Qt.SortOrder.DescendingOrder
@@ -82,37 +83,18 @@ class ProcessModel(QAbstractTableModel):
         return len(self._all)
 
     def process_at(self, row: int) -> ProcessInfo | None:
-        return self._rows[row] if 0 <= row < len(self._rows) else None
+        return self.row_at(row)
 
     def row_of(self, pid: int) -> int:
-        for number, process in enumerate(self._rows):
-            if process.pid == pid:
-                return number
-        return -1
+        return self._find(lambda process: process.pid == pid)
 
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole and \
-                0 <= section < len(COLUMNS):
-            return COLUMNS[section]
-        return None
-
-    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
-            return None
-        process = self._rows[index.row()]
-        column = index.column()
+    def cell(self, process: ProcessInfo, column: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
             return (str(process.pid), process.user, f"{process.cpu_percent:.1f}", f"{process.memory_percent:.1f}",
                     format_size(process.rss_kb), format_age(process.elapsed_seconds), process.command,
                     process.args)[column]
         if role == Qt.ItemDataRole.TextAlignmentRole and column in _NUMERIC:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            return RIGHT_ALIGNED
         if role == Qt.ItemDataRole.ToolTipRole and column == ARGS:
             return process.args
         if role == Qt.ItemDataRole.UserRole:

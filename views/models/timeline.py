@@ -4,21 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont
 
 from services.triage.timeline import TimelineEvent
+from views.models.table import ListTableModel
 from views.style import STATE_COLOURS
 
 COLUMNS = ("When", "Source", "Server", "What", "Summary")
-_Index = QModelIndex | QPersistentModelIndex
 
 
-class TimelineModel(QAbstractTableModel):
+class TimelineModel(ListTableModel[TimelineEvent]):
+    columns = COLUMNS
+
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self._all: list[TimelineEvent] = []
-        self._rows: list[TimelineEvent] = []
         self._text = ""
         self._source = ""
         self._server = ""
@@ -56,25 +57,9 @@ class TimelineModel(QAbstractTableModel):
         return sorted({e.source for e in self._all})
 
     def event_at(self, row: int) -> TimelineEvent | None:
-        return self._rows[row] if 0 <= row < len(self._rows) else None
+        return self.row_at(row)
 
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole and \
-                0 <= section < len(COLUMNS):
-            return COLUMNS[section]
-        return None
-
-    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
-            return None
-        event = self._rows[index.row()]
-        column = index.column()
+    def cell(self, event: TimelineEvent, column: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
             return (event.at.astimezone().strftime("%Y-%m-%d %H:%M:%S"), event.source, event.server or "—",
                     event.kind, event.summary)[column]

@@ -4,23 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 
 from services.triage.units import Unit
+from views.models.table import ListTableModel
 from views.style import STATE_COLOURS, state_icon
 
 COLUMNS = ("Unit", "Active", "State", "Load", "Description")
-_Index = QModelIndex | QPersistentModelIndex
 
 STATE_FILTERS = (("All units", ""), ("Running", "active"), ("Failed", "failed"), ("Not running", "inactive"))
 
 
-class UnitsModel(QAbstractTableModel):
+class UnitsModel(ListTableModel[Unit]):
+    columns = COLUMNS
+
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self._all: list[Unit] = []
-        self._rows: list[Unit] = []
         self._text = ""
         self._state = ""
 
@@ -53,31 +54,12 @@ class UnitsModel(QAbstractTableModel):
         return len(self._all)
 
     def unit_at(self, row: int) -> Unit | None:
-        return self._rows[row] if 0 <= row < len(self._rows) else None
+        return self.row_at(row)
 
     def row_of(self, name: str) -> int:
-        for number, unit in enumerate(self._rows):
-            if unit.name == name or unit.short_name == name:
-                return number
-        return -1
+        return self._find(lambda unit: unit.name == name or unit.short_name == name)
 
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole and \
-                0 <= section < len(COLUMNS):
-            return COLUMNS[section]
-        return None
-
-    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
-            return None
-        unit = self._rows[index.row()]
-        column = index.column()
+    def cell(self, unit: Unit, column: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
             return (unit.name, unit.active, unit.sub, unit.load, unit.description)[column]
         if role == Qt.ItemDataRole.DecorationRole and column == 0:

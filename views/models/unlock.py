@@ -5,17 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import Qt
 
 from services.probe import ServerStatus
 from services.unlock import Step, UnlockProgress
+from views.models.table import ListTableModel
 from views.style import STATE_COLOURS, dot_icon, state_icon
 
 COLUMNS = ("Server", "Lock state", "Volumes", "Progress", "Last result", "Auto-unlock")
 PROGRESS_STEPS: tuple[Step, ...] = (Step.DETECT, Step.VERIFY, Step.PASSPHRASE, Step.SEND, Step.UNLOCKED, Step.BOOT,
                                     Step.UP)
 FRACTION_ROLE = Qt.ItemDataRole.UserRole + 1  # progress as 0.0 .. 1.0, for a delegate or a test
-_Index = QModelIndex | QPersistentModelIndex
 
 
 @dataclass
@@ -64,10 +64,8 @@ class UnlockRow:
         return f"{self.step}: {self.step_message}"
 
 
-class UnlockModel(QAbstractTableModel):
-    def __init__(self, parent: Any = None) -> None:
-        super().__init__(parent)
-        self._rows: list[UnlockRow] = []
+class UnlockModel(ListTableModel[UnlockRow]):
+    columns = COLUMNS
 
     # --- updates ------------------------------------------------------------------------------------
 
@@ -85,13 +83,10 @@ class UnlockModel(QAbstractTableModel):
         self.endResetModel()
 
     def row_of(self, server: str) -> int:
-        for number, row in enumerate(self._rows):
-            if row.server == server:
-                return number
-        return -1
+        return self._find(lambda row: row.server == server)
 
     def server_at(self, row: int) -> UnlockRow | None:
-        return self._rows[row] if 0 <= row < len(self._rows) else None
+        return self.row_at(row)
 
     def row_for(self, server: str) -> UnlockRow | None:
         number = self.row_of(server)
@@ -104,7 +99,7 @@ class UnlockModel(QAbstractTableModel):
     def _changed(self, server: str) -> None:
         number = self.row_of(server)
         if number >= 0:
-            self.dataChanged.emit(self.index(number, 0), self.index(number, len(COLUMNS) - 1))
+            self._row_changed(number)
 
     def update_status(self, status: ServerStatus) -> None:
         row = self.row_for(status.server)
@@ -146,23 +141,7 @@ class UnlockModel(QAbstractTableModel):
 
     # --- Qt -------------------------------------------------------------------------------------------
 
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole and \
-                0 <= section < len(COLUMNS):
-            return COLUMNS[section]
-        return None
-
-    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
-            return None
-        row = self._rows[index.row()]
-        column = index.column()
+    def cell(self, row: UnlockRow, column: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(row, column)
         if role == Qt.ItemDataRole.DecorationRole:
