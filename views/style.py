@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
+from PySide6.QtGui import QColor, QFont, QFontDatabase, QIcon, QPainter, QPixmap
 
 STATE_COLOURS = {
     "up": "#2e9d4f",
@@ -19,6 +19,11 @@ STATE_COLOURS = {
     "UNKNOWN": "#8e44ad",
     "OK": "#2e9d4f",
 }
+
+
+def monospace() -> QFont:
+    """The system's fixed-width font, for command output, logs, paths and fingerprints."""
+    return QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
 
 
 @cache

@@ -8,7 +8,7 @@ billing state once Stripe is connected. The buttons only emit signals; the page 
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QMessageBox,
     QPushButton,
     QTableView,
     QTabWidget,
@@ -30,21 +29,6 @@ from views.models.groups import RecordsModel
 from views.style import STATE_COLOURS
 
 PLACEHOLDER = "Choose a group to see its members, its data and its history."
-
-
-def confirm(parent: QWidget, title: str, text: str, yes_label: str, on_yes: Callable[[], object], *,
-            destructive: bool = True) -> QMessageBox:
-    """A non-blocking confirmation. For a destructive change Enter and Escape cancel."""
-    box = QMessageBox(QMessageBox.Icon.Warning if destructive else QMessageBox.Icon.Question, title, text,
-                      QMessageBox.StandardButton.NoButton, parent)
-    box.setTextFormat(Qt.TextFormat.PlainText)
-    yes = box.addButton(yes_label, QMessageBox.ButtonRole.AcceptRole)
-    cancel = box.addButton(QMessageBox.StandardButton.Cancel)
-    box.setDefaultButton(cancel if destructive else yes)
-    box.setEscapeButton(cancel)
-    box.buttonClicked.connect(lambda button: on_yes() if button is yes else None)
-    box.open()
-    return box
 
 
 def small_table(model: RecordsModel) -> QTableView:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QVBoxLayout, QWidget
+
+from views.style import monospace
 
 
 class TrustDialog(QDialog):
@@ -22,7 +23,7 @@ class TrustDialog(QDialog):
         intro.setWordWrap(True)
         key_type = public_key.split()[0] if public_key else ""
         self.fingerprint_label = QLabel(f"{key_type}\n{fingerprint}")
-        self.fingerprint_label.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.fingerprint_label.setFont(monospace())
         self.fingerprint_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         buttons = QDialogButtonBox()
         self.trust_button = buttons.addButton("Trust and pin this key", QDialogButtonBox.ButtonRole.AcceptRole)

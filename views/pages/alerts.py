@@ -16,7 +16,6 @@ from typing import Any
 from PySide6.QtCore import QItemSelection, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QComboBox,
     QHBoxLayout,
@@ -26,8 +25,6 @@ from PySide6.QtWidgets import (
     QMenu,
     QPushButton,
     QSpinBox,
-    QSplitter,
-    QTableView,
     QTextBrowser,
     QToolButton,
     QVBoxLayout,
@@ -40,6 +37,7 @@ from services.checks.model import PAGE_ALERTS, Severity
 from services.errors import PanelError
 from views.models.alerts import SEVERITY, AlertsFilter, AlertsModel, when
 from views.state import PaletteAction, PanelState
+from views.tables import row_table, table_over
 from views.workers import JobContext
 
 SILENCE_CHOICES = (("1 hour", dt.timedelta(hours=1)), ("4 hours", dt.timedelta(hours=4)),
@@ -87,17 +85,8 @@ class AlertsPage(QWidget):
         self.model = AlertsModel(self)
         self.proxy = AlertsFilter(self)
         self.proxy.setSourceModel(self.model)
-        self.table = QTableView()
-        self.table.setModel(self.proxy)
-        self.table.setSortingEnabled(True)
-        self.table.sortByColumn(SEVERITY, Qt.SortOrder.DescendingOrder)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.verticalHeader().hide()
-        self.table.setAlternatingRowColors(True)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        self.table = row_table(self.proxy, sort_by=(SEVERITY, Qt.SortOrder.DescendingOrder))
+        self.table.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
         self.table.doubleClicked.connect(lambda _: self.run_action())
 
@@ -177,17 +166,7 @@ class AlertsPage(QWidget):
         buttons.addWidget(self.ack_button)
         buttons.addWidget(self.silence_button)
         buttons.addWidget(self.unsilence_button)
-        detail_box = QWidget()
-        detail_layout = QVBoxLayout(detail_box)
-        detail_layout.setContentsMargins(0, 0, 0, 0)
-        detail_layout.addWidget(self.details)
-        detail_layout.addLayout(buttons)
-
-        splitter = QSplitter(Qt.Orientation.Vertical)
-        splitter.addWidget(self.table)
-        splitter.addWidget(detail_box)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 2)
+        splitter = table_over(self.table, self.details, buttons)
         layout = QVBoxLayout(self)
         layout.addLayout(toolbar)
         layout.addLayout(filters)

@@ -24,9 +24,8 @@ from typing import Any
 
 from PySide6.QtCharts import QDateTimeAxis
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, QTimer, Signal
-from PySide6.QtGui import QFontDatabase, QKeySequence, QShortcut
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -41,7 +40,6 @@ from PySide6.QtWidgets import (
     QSplitter,
     QStyledItemDelegate,
     QStyleOptionViewItem,
-    QTableView,
     QTabWidget,
     QTextBrowser,
     QVBoxLayout,
@@ -67,7 +65,8 @@ from views.models.backups import (
     SessionsModel,
 )
 from views.state import PaletteAction, PanelState
-from views.style import STATE_COLOURS
+from views.style import STATE_COLOURS, monospace
+from views.tables import row_table
 from views.workers import Job, JobContext
 
 ACTION_PREFIX = "backups:"
@@ -143,7 +142,7 @@ class RemovalDialog(QDialog):
         text.setWordWrap(True)
         self.listing = QPlainTextEdit("\n".join(session_line(s) for s in plan))
         self.listing.setReadOnly(True)
-        self.listing.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.listing.setFont(monospace())
         buttons = QDialogButtonBox()
         self.remove_button = buttons.addButton(f"Remove {len(plan)} session(s)",
                                                QDialogButtonBox.ButtonRole.DestructiveRole)
@@ -180,19 +179,11 @@ class BackupsPage(QWidget):
 
         # --- the repositories ---
         self.model = RepositoriesModel(self)
-        self.table = QTableView()
-        self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().hide()
-        self.table.setAlternatingRowColors(True)
+        self.table = row_table(self.model)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(R_WHERE, QHeaderView.ResizeMode.Interactive)
         header.resizeSection(R_WHERE, 200)
         header.setSectionResizeMode(R_PROBLEM, QHeaderView.ResizeMode.Stretch)
-        self.table.setWordWrap(False)
         self.table.setTextElideMode(Qt.TextElideMode.ElideRight)  # a problem reads from its start
         self.table.setItemDelegateForColumn(R_WHERE, MiddleElide(self.table))  # a path: both ends matter
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._repository_selected())
@@ -227,18 +218,10 @@ class BackupsPage(QWidget):
 
         # --- sessions tab: table, chart, actions ---
         self.sessions_model = SessionsModel(self)
-        self.sessions_table = QTableView()
-        self.sessions_table.setModel(self.sessions_model)
-        self.sessions_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.sessions_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.sessions_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.sessions_table.verticalHeader().hide()
+        self.sessions_table = row_table(self.sessions_model, fit_contents=False,  # never measures every row
+                                        sort_by=(S_TIME, Qt.SortOrder.DescendingOrder))
         self.sessions_table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        self.sessions_table.setWordWrap(False)
-        self.sessions_table.setSortingEnabled(True)
-        self.sessions_table.sortByColumn(S_TIME, Qt.SortOrder.DescendingOrder)
         sessions_header = self.sessions_table.horizontalHeader()
-        sessions_header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)  # never measures every row
         widths = (150, 110, 70, 80, 84, 90, 50, 60)
         for column, width in zip(range(len(SESSION_COLUMNS)), widths, strict=True):
             sessions_header.resizeSection(column, width)
@@ -321,13 +304,8 @@ class BackupsPage(QWidget):
         self.filter_edit.textChanged.connect(self._filter_changes)
         self.changes_label = QLabel("Choose two sessions, or use the /etc check.")
         self.changes_label.setWordWrap(True)
-        self.changes_table = QTableView()
-        self.changes_table.setModel(self.changes_proxy)
-        self.changes_table.setSortingEnabled(True)
-        self.changes_table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
-        self.changes_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.changes_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.changes_table.verticalHeader().hide()
+        self.changes_table = row_table(self.changes_proxy, multi_select=True, fit_contents=False,
+                                       sort_by=(0, Qt.SortOrder.AscendingOrder))
         self.changes_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.changes_table.doubleClicked.connect(lambda _: self.restore_selected_change())
         changes_tab = QWidget()

@@ -8,13 +8,9 @@ from functools import partial
 from PySide6.QtCore import QItemSelection, Qt
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QPushButton,
-    QSplitter,
-    QTableView,
     QTextBrowser,
     QVBoxLayout,
     QWidget,
@@ -26,6 +22,7 @@ from views.dialogs.trust import TrustDialog
 from views.models.fleet import FleetModel, format_uptime
 from views.pages.processes import open_terminal
 from views.state import PaletteAction, PanelState
+from views.tables import row_table, table_over
 from views.workers import JobContext
 
 
@@ -36,14 +33,7 @@ class FleetPage(QWidget):
         super().__init__(parent)
         self.state = state
         self.model = FleetModel(self)
-        self.table = QTableView()
-        self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.verticalHeader().hide()
-        self.table.setAlternatingRowColors(True)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table = row_table(self.model)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
 
         self.refresh_button = QPushButton("Refresh all (F5)")
@@ -68,17 +58,7 @@ class FleetPage(QWidget):
         detail_buttons.addStretch(1)
         detail_buttons.addWidget(self.terminal_button)
         detail_buttons.addWidget(self.refresh_one_button)
-        detail_box = QWidget()
-        detail_layout = QVBoxLayout(detail_box)
-        detail_layout.setContentsMargins(0, 0, 0, 0)
-        detail_layout.addWidget(self.details)
-        detail_layout.addLayout(detail_buttons)
-
-        splitter = QSplitter(Qt.Orientation.Vertical)
-        splitter.addWidget(self.table)
-        splitter.addWidget(detail_box)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 2)
+        splitter = table_over(self.table, self.details, detail_buttons)
         layout = QVBoxLayout(self)
         layout.addLayout(toolbar)
         layout.addWidget(splitter)

@@ -21,19 +21,16 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QFileDialog,
     QFrame,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QMessageBox,
     QProgressDialog,
     QPushButton,
     QSplitter,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -58,13 +55,14 @@ from services.groups import (
     suspend,
 )
 from views.dialogs.group_balance import BalanceDialog
-from views.dialogs.group_detail import GroupDetailPanel, confirm
-from views.dialogs.messages import show_error
+from views.dialogs.group_detail import GroupDetailPanel
+from views.dialogs.messages import ask_to_confirm, show_error
 from views.dialogs.move_group import MoveGroupDialog
 from views.dialogs.password import PasswordDialog
 from views.models.groups import COLUMNS, NAME, FetchPage, GroupsModel
 from views.state import PaletteAction, PanelState
 from views.style import STATE_COLOURS
+from views.tables import row_table
 from views.workers import Job, JobContext
 
 if TYPE_CHECKING:
@@ -167,18 +165,9 @@ class GroupsPage(QWidget):
         self.model.modelReset.connect(self._model_reset)
         self.model.generation_loaded.connect(lambda _: self._resolve_focus(final=True))
         self.model.rowsInserted.connect(lambda *_: self._resolve_focus(final=False))
-        self.table = QTableView()
-        self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().hide()
+        self.table = row_table(self.model, fit_contents=False)
         self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 8)
-        self.table.setAlternatingRowColors(True)
-        self.table.setWordWrap(False)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(True)
         for column, width in enumerate(COLUMN_WIDTHS):
             self.table.setColumnWidth(column, width)
         header.setSortIndicator(NAME, Qt.SortOrder.AscendingOrder)
@@ -456,7 +445,7 @@ class GroupsPage(QWidget):
             f"<b>{server}</b>. It goes only through the SSH tunnel to that server.</p>",
             mysql_entry(server), can_remember=can_remember, keyring_message=keyring_message, problem=problem,
             parent=self)
-        dialog.accepted.connect(lambda: self._password_given(server, dialog.take_password(), dialog.remember,
+        dialog.accepted.connect(lambda: self._password_given(server, dialog.take_secret(), dialog.remember,
                                                              can_remember, keyring_message))
         dialog.finished.connect(lambda _: QTimer.singleShot(0, self._next_password))
         self.password_dialog = dialog
@@ -596,8 +585,8 @@ class GroupsPage(QWidget):
                     f"Its {row.members} members lose access until it is reactivated. Nothing is deleted.")
         else:
             text = f"Reactivate group {row.name} (id {row.id}) on {row.server}?\n\nIts members get their access back."
-        self.confirm_box = confirm(self, f"{verb.capitalize()} {row.name}", text, verb.capitalize(),
-                                   lambda: self.set_suspended(row, suspended), destructive=suspended)
+        self.confirm_box = ask_to_confirm(self, f"{verb.capitalize()} {row.name}", text, verb.capitalize(),
+                                          lambda: self.set_suspended(row, suspended), destructive=suspended)
 
     def set_suspended(self, row: GroupRow, suspended: bool) -> Job:
         """Suspend or reactivate (already confirmed), on a worker; audited there."""

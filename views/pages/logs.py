@@ -18,7 +18,6 @@ from operator import attrgetter
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QComboBox,
     QHBoxLayout,
@@ -27,7 +26,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMenu,
     QPushButton,
-    QTableView,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -48,6 +46,7 @@ from services.triage.logs import (
 )
 from views.models.logs import LEVEL, SERVER, TIME, UNIT, LogModel
 from views.state import PaletteAction, PanelState
+from views.tables import row_table
 from views.workers import Job, JobContext
 
 FLUSH_MS = 50  # at most this often, buffered lines go into the table
@@ -139,25 +138,16 @@ class LogsPage(QWidget):
         search.addWidget(self.older_button)
         search.addWidget(self.follow_button)
 
-        self.table = QTableView()
-        self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setWordWrap(False)
-        self.table.setShowGrid(False)
-        self.table.setAlternatingRowColors(True)
+        self.table = row_table(self.model, multi_select=True, fit_contents=False)
         vertical = self.table.verticalHeader()
-        vertical.hide()
         vertical.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)  # no per-row measuring, however many rows
         vertical.setDefaultSectionSize(self.fontMetrics().height() + 4)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         width = self.fontMetrics().horizontalAdvance
         header.resizeSection(TIME, width("00-00 00:00:00.000  "))
         header.resizeSection(SERVER, width("backup1-xx  "))
         header.resizeSection(UNIT, width("nginx.service-xxxx  "))
         header.resizeSection(LEVEL, width("warning  "))
-        header.setStretchLastSection(True)
 
         layout = QVBoxLayout(self)
         layout.addLayout(filters)

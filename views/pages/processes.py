@@ -14,16 +14,13 @@ from pathlib import Path
 from PySide6.QtCore import QProcess, Qt, QTimer
 from PySide6.QtGui import QHideEvent, QKeySequence, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QComboBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QMessageBox,
     QPushButton,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -32,9 +29,10 @@ from panel import paths
 from services.errors import Cancelled, PanelError
 from services.triage.processes import ProcessInfo, ProcessList, kill_process, list_processes
 from services.triage.terminal import TerminalLaunch, prepare_terminal
+from views.dialogs.messages import ask_to_confirm
 from views.models.processes import CPU, RSS, ProcessModel
-from views.pages.services_page import ask_to_confirm
 from views.state import PaletteAction, PanelState
+from views.tables import row_table
 from views.workers import JobContext
 
 LIVE_INTERVAL_MS = 3000
@@ -105,20 +103,7 @@ class ProcessesPage(QWidget):
         top.addWidget(self.count_label)
         top.addWidget(self.reload_button)
 
-        self.table = QTableView()
-        self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().hide()
-        self.table.setAlternatingRowColors(True)
-        self.table.setShowGrid(False)
-        self.table.setWordWrap(False)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
-        self.table.setSortingEnabled(True)
-        self.table.sortByColumn(CPU, Qt.SortOrder.DescendingOrder)
+        self.table = row_table(self.model, sort_by=(CPU, Qt.SortOrder.DescendingOrder))
 
         self.term_button = QPushButton("Terminate (TERM)…")
         self.kill_button = QPushButton("Kill (KILL)…")
@@ -282,7 +267,7 @@ class ProcessesPage(QWidget):
                    "TERM asks it to end; most programs stop within seconds."))
         self.confirm_box = ask_to_confirm(self, f"{signal} process {process.pid}?", text,
                                           f"Send {signal} to {process.pid}",
-                                          lambda: self._run_kill(server, process, signal), default_yes=False)
+                                          lambda: self._run_kill(server, process, signal))
 
     def _run_kill(self, server: str, process: ProcessInfo, signal: str) -> None:
         if not self.state.allow_change(f"sending {signal} to process {process.pid} on {server}"):

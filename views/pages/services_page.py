@@ -7,23 +7,19 @@ can act on it from Ctrl+K without opening this page first.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QFont, QFontDatabase, QKeySequence, QShortcut
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -31,30 +27,15 @@ from PySide6.QtWidgets import (
 from services.errors import Cancelled, PanelError
 from services.probe import ServerState, ServerStatus
 from services.triage.units import UnitList, UnitStatus, control_unit, list_units, unit_status
+from views.dialogs.messages import ask_to_confirm
 from views.models.units import STATE_FILTERS, UnitsModel
 from views.state import PaletteAction, PanelState
+from views.style import monospace
+from views.tables import row_table, table_over
 from views.workers import JobContext
 
 VERB_TEXT = {"restart": ("Restart", "Restarted", "Restarting"), "stop": ("Stop", "Stopped", "Stopping"),
              "start": ("Start", "Started", "Starting"), "reload": ("Reload", "Reloaded", "Reloading")}
-
-
-def ask_to_confirm(parent: QWidget, title: str, text: str, yes_label: str, on_yes: Callable[[], object], *,
-                   default_yes: bool) -> QMessageBox:
-    """A non-blocking confirmation. ``default_yes`` False (for destructive actions): Enter cancels."""
-    box = QMessageBox(QMessageBox.Icon.Question, title, text, QMessageBox.StandardButton.NoButton, parent)
-    box.setTextFormat(Qt.TextFormat.PlainText)
-    yes = box.addButton(yes_label, QMessageBox.ButtonRole.AcceptRole)
-    cancel = box.addButton(QMessageBox.StandardButton.Cancel)
-    box.setDefaultButton(yes if default_yes else cancel)
-    box.setEscapeButton(cancel)
-    box.buttonClicked.connect(lambda button: on_yes() if button is yes else None)
-    box.open()
-    return box
-
-
-def monospace() -> QFont:
-    return QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
 
 
 class ServicesPage(QWidget):
@@ -88,16 +69,7 @@ class ServicesPage(QWidget):
         top.addWidget(self.count_label)
         top.addWidget(self.reload_button)
 
-        self.table = QTableView()
-        self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().hide()
-        self.table.setAlternatingRowColors(True)
-        self.table.setShowGrid(False)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table = row_table(self.model)
 
         self.status_text = QPlainTextEdit()
         self.status_text.setReadOnly(True)
@@ -123,17 +95,7 @@ class ServicesPage(QWidget):
         buttons.addWidget(self.start_button)
         buttons.addStretch(1)
         buttons.addWidget(self.logs_button)
-        bottom = QWidget()
-        bottom_layout = QVBoxLayout(bottom)
-        bottom_layout.setContentsMargins(0, 0, 0, 0)
-        bottom_layout.addLayout(buttons)
-        bottom_layout.addWidget(side_by_side, 1)
-
-        splitter = QSplitter(Qt.Orientation.Vertical)
-        splitter.addWidget(self.table)
-        splitter.addWidget(bottom)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 2)
+        splitter = table_over(self.table, buttons, side_by_side)
         self.message = QLabel()
         self.message.setWordWrap(True)
         layout = QVBoxLayout(self)
@@ -374,7 +336,7 @@ class ServicesPage(QWidget):
                 + ("It stays stopped until someone starts it again." if destructive else
                    "It is unavailable for as long as it takes to start again."))
         self.confirm_box = ask_to_confirm(self, f"{label} {unit}?", text, f"{label} {unit}",
-                                          lambda: self._run_control(server, unit, verb), default_yes=not destructive)
+                                          lambda: self._run_control(server, unit, verb), destructive=destructive)
 
     def _run_control(self, server: str, unit: str, verb: str) -> None:
         label, done_label, doing = VERB_TEXT[verb]

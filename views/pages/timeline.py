@@ -14,14 +14,11 @@ from functools import partial
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -45,6 +42,7 @@ from services.triage.timeline import (
 )
 from views.models.timeline import TimelineModel
 from views.state import PaletteAction, PanelState
+from views.tables import row_table
 from views.workers import JobContext
 
 RANGES: tuple[tuple[str, dt.timedelta], ...] = (
@@ -127,16 +125,7 @@ class TimelinePage(QWidget):
         top.addWidget(self.server_box)
         top.addWidget(self.search_edit, 1)
         top.addWidget(self.reload_button)
-        self.table = QTableView()
-        self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().hide()
-        self.table.setAlternatingRowColors(True)
-        self.table.setShowGrid(False)
-        self.table.setWordWrap(False)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table = row_table(self.model, multi_select=True)
         self.status = QLabel()
         self.status.setWordWrap(True)
         layout = QVBoxLayout(self)

@@ -22,20 +22,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QItemSelection, QObject, Qt, Signal
-from PySide6.QtGui import QFontDatabase, QKeySequence, QShortcut
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QDialog,
     QDialogButtonBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -78,6 +75,8 @@ from views.dialogs.messages import show_error
 from views.dialogs.passphrase import PassphraseDialog
 from views.models.unlock import UnlockModel
 from views.state import PaletteAction, PanelState
+from views.style import monospace
+from views.tables import row_table
 from views.workers import JobContext
 
 _ALL_VOLUMES = "\0all"  # key of a passphrase typed for every volume of a server
@@ -124,7 +123,7 @@ class PassphraseBroker(QObject):
         self.dialog = dialog
 
         def accepted() -> None:
-            question.value = dialog.take_passphrase()
+            question.value = dialog.take_secret()
             question.remember = dialog.remember
             question.all_volumes = dialog.all_volumes
             question.answered.set()
@@ -209,7 +208,7 @@ class SetupDialog(QDialog):
         layout.addWidget(summary)
         self.preview = QPlainTextEdit()
         self.preview.setReadOnly(True)
-        self.preview.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.preview.setFont(monospace())
         buttons = QDialogButtonBox()
         self.apply_button = buttons.addButton("Apply this fix", QDialogButtonBox.ButtonRole.AcceptRole)
         close = buttons.addButton(QDialogButtonBox.StandardButton.Close)
@@ -257,13 +256,7 @@ class UnlockPage(QWidget):
         self._went_down: dict[str, dt.datetime] = {}
         self._busy: set[str] = set()
 
-        self.table = QTableView()
-        self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table = row_table(self.model, multi_select=True)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
         self.table.doubleClicked.connect(lambda _: self.unlock_selected())
 
@@ -290,7 +283,7 @@ class UnlockPage(QWidget):
 
         self.log_view = QPlainTextEdit()
         self.log_view.setReadOnly(True)
-        self.log_view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.log_view.setFont(monospace())
         self.auto_box = QCheckBox("Auto-unlock this server when it is seen locked (passphrase from the keyring)")
         self.auto_box.clicked.connect(self._auto_clicked)
         detail = QWidget()

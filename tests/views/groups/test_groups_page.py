@@ -232,7 +232,7 @@ def test_a_missing_password_is_asked_for_and_remembered(qtbot: Any, lab: LabInfo
     assert dialog.remember_box.isVisible() and dialog.remember_box.isChecked()
     first = dialog.windowTitle().rsplit(" ", 1)[-1]
     qtbot.keyClicks(dialog.edit, "wrong-password")
-    dialog.ok_button.click()
+    dialog.accept_button.click()
 
     # One dialog at a time, each server in turn; the refused one again, saying why.
     refused_seen = False
@@ -244,7 +244,7 @@ def test_a_missing_password_is_asked_for_and_remembered(qtbot: Any, lab: LabInfo
             assert ("panel", f"{first}/mysql") not in keyring.entries  # a refused password is not kept
             refused_seen = True
         qtbot.keyClicks(dialog.edit, MYSQL_PASSWORD)
-        dialog.ok_button.click()
+        dialog.accept_button.click()
         qtbot.waitUntil(lambda s=server: keyring.entries.get(("panel", f"{s}/mysql")) == MYSQL_PASSWORD,
                         timeout=30000)
         if len(keyring.entries) == 2:
@@ -264,7 +264,7 @@ def test_without_a_working_keyring_the_password_is_not_offered_to_be_remembered(
     assert not dialog.remember_box.isVisible() and not dialog.remember
     assert dialog.no_keyring_label.isVisible() and "locked" in dialog.no_keyring_label.text()
     qtbot.keyClicks(dialog.edit, MYSQL_PASSWORD)
-    dialog.ok_button.click()
+    dialog.accept_button.click()
     qtbot.waitUntil(lambda: _settled(page) and page.model.total == 2000, timeout=30000)
     assert keyring.entries == {}
 

@@ -161,11 +161,11 @@ def test_without_a_keyring_entry_it_asks_and_can_remember(
                     timeout=20000)
     dialog = window.page.broker.dialog
     assert dialog is not None
-    assert not dialog.unlock_button.isEnabled()
+    assert not dialog.accept_button.isEnabled()
     qtbot.keyClicks(dialog.edit, lab.luks_passphrase)
     assert dialog.remember_box.isEnabled()
     dialog.remember_box.setChecked(True)
-    qtbot.mouseClick(dialog.unlock_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(dialog.accept_button, Qt.MouseButton.LeftButton)
     assert dialog.edit.text() == ""  # the widget forgot it
     qtbot.waitUntil(lambda: window.row("app1").result_ok is not None, timeout=90000)
     assert window.row("app1").result_ok, window.row("app1").result

@@ -1,0 +1,50 @@
+"""The panel's tables look and behave alike: whole rows are selected, nothing is edited in place,
+no row numbers, alternating row colours, no grid and no word wrap."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QAbstractItemModel, Qt
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLayout, QSplitter, QTableView, QVBoxLayout, QWidget
+
+
+def row_table(model: QAbstractItemModel, *, multi_select: bool = False, fit_contents: bool = True,
+              sort_by: tuple[int, Qt.SortOrder] | None = None) -> QTableView:
+    """A table of ``model``. ``fit_contents`` False: the columns keep the widths they are given, as a
+    table of thousands of rows must (fitting measures every row). ``sort_by``: (column, order),
+    and the operator can sort by clicking a header."""
+    table = QTableView()
+    table.setModel(model)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection if multi_select
+                           else QAbstractItemView.SelectionMode.SingleSelection)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.verticalHeader().hide()
+    table.setAlternatingRowColors(True)
+    table.setShowGrid(False)
+    table.setWordWrap(False)
+    header = table.horizontalHeader()
+    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents if fit_contents
+                                else QHeaderView.ResizeMode.Interactive)
+    header.setStretchLastSection(True)
+    if sort_by is not None:
+        table.setSortingEnabled(True)
+        table.sortByColumn(*sort_by)
+    return table
+
+
+def table_over(table: QWidget, *below: QWidget | QLayout) -> QSplitter:
+    """``table`` over a box of ``below`` (details, buttons), split 3:2 and adjustable by the operator."""
+    box = QWidget()
+    box_layout = QVBoxLayout(box)
+    box_layout.setContentsMargins(0, 0, 0, 0)
+    for part in below:
+        if isinstance(part, QLayout):
+            box_layout.addLayout(part)
+        else:
+            box_layout.addWidget(part, 1)
+    splitter = QSplitter(Qt.Orientation.Vertical)
+    splitter.addWidget(table)
+    splitter.addWidget(box)
+    splitter.setStretchFactor(0, 3)
+    splitter.setStretchFactor(1, 2)
+    return splitter
