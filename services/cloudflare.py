@@ -15,6 +15,7 @@ from services.http import (
     DEFAULT_RETRY,
     DEFAULT_TIMEOUTS,
     ApiBadResponse,
+    ApiClient,
     ApiNotFound,
     ApiValidationError,
     BearerAuth,
@@ -289,7 +290,7 @@ FIREWALL_EVENTS = """query Firewall($zoneTag: string, $since: Time, $until: Time
     } } } }"""
 
 
-class CloudflareClient:
+class CloudflareClient(ApiClient):
     """The zone named in the config, through a token from the keyring."""
 
     def __init__(self, spec: CloudflareSpec, token: str, *, timeouts: Timeouts = DEFAULT_TIMEOUTS,
@@ -302,15 +303,6 @@ class CloudflareClient:
 
     def __repr__(self) -> str:
         return f"CloudflareClient(zone={self.spec.zone!r}, base_url={self.spec.base_url!r})"
-
-    def close(self) -> None:
-        self.http.close()
-
-    def __enter__(self) -> CloudflareClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def _result(self, method: str, path: str, *, cancel: CancelToken, json_body: Any = None,
                 params: Any = None) -> Any:

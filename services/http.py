@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -218,6 +218,18 @@ class BasicAuth(requests.auth.AuthBase):
 # -- Retry-After -------------------------------------------------------------------------------------
 
 
+def http_date(text: Any) -> datetime | None:
+    """An RFC 2822 date (a Retry-After, Mailgun's timestamps) as an aware datetime, UTC when it names
+    no zone. None if absent or bad."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        moment = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from a Retry-After value: delta seconds or an HTTP date. None if absent or bad."""
     if value is None or not value.strip():
@@ -226,12 +238,9 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     try:
         seconds = float(text)
     except ValueError:
-        try:
-            moment = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
+        moment = http_date(text)
+        if moment is None:
             return None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
         seconds = moment.timestamp() - (time.time() if now is None else now)
     if seconds != seconds:  # NaN
         return None
@@ -447,7 +456,20 @@ def _never_sent(error: requests.RequestException) -> bool:
     return False
 
 
-class HttpClient:
+class Closeable:
+    """Closed by :meth:`close`, or at the end of its ``with`` block."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class HttpClient(Closeable):
     """One vendor's session: base URL, auth, timeouts, retries, error mapping and counting.
 
     Safe to share between threads. A cancel shuts down this client's sockets: the cancelled call
@@ -485,12 +507,6 @@ class HttpClient:
 
     def close(self) -> None:
         self._session.close()
-
-    def __enter__(self) -> HttpClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     # -- secrets ----------------------------------------------------------------------------------
 
@@ -645,6 +661,16 @@ class HttpClient:
         kind = type(error).__name__
         return ApiConnectionError(f"{what}: the connection to {self.label} ({where}) broke before an answer "
                                   f"came ({kind}).", vendor=self.vendor)
+
+
+class ApiClient(Closeable):
+    """What the Cloudflare, Stripe and Mailgun clients have in common: each owns an :class:`HttpClient`
+    (``http``), and closing the client closes that one's connections."""
+
+    http: HttpClient
+
+    def close(self) -> None:
+        self.http.close()
 
 
 # -- shape checks ------------------------------------------------------------------------------------

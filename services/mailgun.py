@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import format_datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -14,6 +14,7 @@ from services.cancel import NEVER_CANCELLED, CancelToken
 from services.http import (
     DEFAULT_RETRY,
     DEFAULT_TIMEOUTS,
+    ApiClient,
     ApiValidationError,
     BasicAuth,
     HttpClient,
@@ -22,6 +23,7 @@ from services.http import (
     Timeouts,
     expect_dict,
     expect_list,
+    http_date,
     mailgun_pages,
 )
 from services.inventory import MailgunSpec
@@ -32,16 +34,6 @@ EVENT_PAGE = 300  # Mailgun's largest events page
 DOMAIN_PAGE = 1000
 SUPPRESSION_PAGE = 1000
 FAILURE_RATE_WARNING = 0.05  # 5 % of attempted deliveries failing for good is worth an alert
-
-
-def _rfc2822(text: Any) -> datetime | None:
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        moment = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _epoch(value: Any) -> datetime | None:
@@ -160,7 +152,7 @@ def _records(raw: Any) -> tuple[DnsRecordStatus, ...]:
 def _domain(raw: Any, sending: Any = None, receiving: Any = None) -> MailDomain:
     item = expect_dict(raw, "mailgun", "a domain")
     return MailDomain(name=str(item.get("name")), state=str(item.get("state")), type=str(item.get("type")),
-                      created_at=_rfc2822(item.get("created_at")), is_disabled=bool(item.get("is_disabled")),
+                      created_at=http_date(item.get("created_at")), is_disabled=bool(item.get("is_disabled")),
                       sending_records=_records(sending), receiving_records=_records(receiving))
 
 
@@ -192,7 +184,7 @@ def _count(row: dict[str, Any], *path: str) -> int:
 # -- the client --------------------------------------------------------------------------------------
 
 
-class MailgunClient:
+class MailgunClient(ApiClient):
     """The sending domain of the config. ``base_url`` picks the region: api.mailgun.net (US) or
     api.eu.mailgun.net (EU)."""
 
@@ -205,15 +197,6 @@ class MailgunClient:
 
     def __repr__(self) -> str:
         return f"MailgunClient(domain={self.spec.domain!r}, base_url={self.spec.base_url!r})"
-
-    def close(self) -> None:
-        self.http.close()
-
-    def __enter__(self) -> MailgunClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     # -- domains ----------------------------------------------------------------------------------
 
@@ -285,7 +268,7 @@ class MailgunClient:
         for raw in expect_list(body.get("stats"), "mailgun", "stats"):
             row = expect_dict(raw, "mailgun", "stats")
             buckets.append(StatsBucket(
-                start=_rfc2822(row.get("time")) or datetime.fromtimestamp(0, UTC),
+                start=http_date(row.get("time")) or datetime.fromtimestamp(0, UTC),
                 accepted=_count(row, "accepted", "total"), delivered=_count(row, "delivered", "total"),
                 failed_temporary=_count(row, "failed", "temporary", "total"),
                 failed_permanent=_count(row, "failed", "permanent", "total")))
@@ -317,7 +300,7 @@ class MailgunClient:
             for raw in page:
                 item = expect_dict(raw, "mailgun", kind)
                 found.append(Suppression(kind=kind, address=str(item.get("address")),
-                                         created_at=_rfc2822(item.get("created_at")),
+                                         created_at=http_date(item.get("created_at")),
                                          code=str(item["code"]) if item.get("code") is not None else None,
                                          error=item.get("error"), tags=tuple(item.get("tags") or ())))
         return found

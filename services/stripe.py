@@ -15,6 +15,7 @@ from services.http import (
     DEFAULT_RETRY,
     DEFAULT_TIMEOUTS,
     ApiBadResponse,
+    ApiClient,
     ApiNotFound,
     ApiValidationError,
     BearerAuth,
@@ -261,7 +262,7 @@ def _invoice(raw: Any) -> Invoice:
 # -- the client --------------------------------------------------------------------------------------
 
 
-class StripeClient:
+class StripeClient(ApiClient):
     def __init__(self, spec: StripeSpec, key: str, *, timeouts: Timeouts = DEFAULT_TIMEOUTS,
                  retry: RetryPolicy = DEFAULT_RETRY, api_version: str = STRIPE_VERSION) -> None:
         """``api_version`` stays pinned to what this module parses; the parser also reads the
@@ -275,15 +276,6 @@ class StripeClient:
 
     def __repr__(self) -> str:
         return f"StripeClient(base_url={self.spec.base_url!r}, test_mode={self.test_mode})"
-
-    def close(self) -> None:
-        self.http.close()
-
-    def __enter__(self) -> StripeClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def _post(self, path: str, data: dict[str, Any], *, idempotency_key: str | None,
               cancel: CancelToken) -> dict[str, Any]:

@@ -6,18 +6,19 @@
 - :class:`SetUpPanel`: the empty state a vendor page shows instead of an error when its config
   section or its key is missing, or when the vendor refused the key (401).
 - :class:`VendorPage`: runs a page's vendor calls on workers through the vendor's client,
-  waits out a 429 while saying "rate limited, retrying in N s", and turns a missing or refused
-  key into the set-up state.
-- :func:`confirm_change`: the non-blocking confirmation every changing action goes through.
+  waits out a 429 while saying "rate limited, retrying in N s", turns a missing or refused
+  key into the set-up state, and runs the page's confirmed, audited changes.
+- :func:`audited`: one audit entry with the outcome of a change, whatever it was.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
@@ -34,7 +35,7 @@ from PySide6.QtWidgets import (
 from shiboken6 import isValid
 
 from services.errors import Cancelled, PanelError
-from services.http import ApiRateLimited, RetryPolicy
+from services.http import ApiPaymentError, ApiRateLimited, RetryPolicy
 from services.vendors import (
     ENV_VARS,
     KEY_KINDS,
@@ -52,28 +53,35 @@ from services.vendors import (
     set_up_key,
     vendor_spec,
 )
+from views.dialogs.messages import ask_to_confirm
 from views.state import PanelState
 from views.style import STATE_COLOURS
 from views.workers import Job, JobContext
+
+if TYPE_CHECKING:
+    from panel.store import Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def confirm_change(parent: QWidget, title: str, text: str, yes_label: str, on_yes: Callable[[], object], *,
-                   destructive: bool = True) -> QMessageBox:
-    """A non-blocking confirmation; the window keeps running while the operator reads. For a
-    destructive change (the default) Enter and Escape cancel."""
-    box = QMessageBox(QMessageBox.Icon.Warning if destructive else QMessageBox.Icon.Question, title, text,
-                      QMessageBox.StandardButton.NoButton, parent)
-    box.setTextFormat(Qt.TextFormat.PlainText)
-    yes = box.addButton(yes_label, QMessageBox.ButtonRole.AcceptRole)
-    cancel = box.addButton(QMessageBox.StandardButton.Cancel)
-    box.setDefaultButton(cancel if destructive else yes)
-    box.setEscapeButton(cancel)
-    box.buttonClicked.connect(lambda button: on_yes() if button is yes else None)
-    box.open()
-    return box
+def audited(store: Store, action: str, target: str, what: str, change: Callable[[], tuple[T, str]]) -> T:
+    """Run ``change`` (it returns its result and the detail for the log) and write one audit entry:
+    "ok" with that detail, or "cancelled", "declined" (a refused payment) or "failed" with ``what``."""
+    try:
+        result, detail = change()
+    except ApiPaymentError as error:
+        store.audit(action, target, "declined",
+                    f"{what}: {error.decline_code or error.code or 'declined'}: {error}"[:500])
+        raise
+    except Cancelled:
+        store.audit(action, target, "cancelled", what)
+        raise
+    except PanelError as error:
+        store.audit(action, target, "failed", f"{what}: {error}"[:500])
+        raise
+    store.audit(action, target, "ok", detail)
+    return result
 
 
 # -- the dialog --------------------------------------------------------------------------------------
@@ -246,10 +254,12 @@ class SetUpPanel(QWidget):
 
 class VendorPage(QWidget):
     """The frame of a vendor page: the content (``self.content``, filled by the subclass) or the
-    set-up state, and a status line. ``run`` does a vendor call on a worker."""
+    set-up state, and a status line. ``run`` does a vendor call on a worker, ``change`` a change.
+    F5 (and ``reload_button``, for the subclass to place) reloads; Ctrl+F goes to the page's filter."""
 
     title = ""
     vendor = ""
+    change_timeout = 120.0  # seconds a change may take on its worker
     loaded = Signal()  # after a full load succeeded (tests and other pages listen)
 
     def __init__(self, state: PanelState, parent: QWidget | None = None) -> None:
@@ -276,6 +286,11 @@ class VendorPage(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.stack, 1)
         layout.addWidget(self.status_label)
+        self.reload_button = QPushButton("Reload (F5)")
+        self.reload_button.clicked.connect(self.reload)
+        context = Qt.ShortcutContext.WidgetWithChildrenShortcut
+        QShortcut(QKeySequence(Qt.Key.Key_F5), self, self.reload, context=context)
+        QShortcut(QKeySequence("Ctrl+F"), self, self.focus_search, context=context)
         state.read_only_changed.connect(lambda _: self.update_buttons())
 
     @property
@@ -289,6 +304,14 @@ class VendorPage(QWidget):
 
     def update_buttons(self) -> None:
         """Enable or disable the changing buttons (read-only mode, selection, work under way)."""
+
+    def focus_search(self) -> None:
+        """Ctrl+F: put the focus in the page's filter."""
+
+    @property
+    def target(self) -> str:
+        """What ``change`` writes in the audit log as the target of the page's changes."""
+        raise NotImplementedError
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -403,3 +426,28 @@ class VendorPage(QWidget):
             self.set_status(str(error), "CRITICAL")
         self.state.message.emit(f"{self.label}: {error}")
         return False
+
+    # -- changing ---------------------------------------------------------------------------------
+
+    def ask(self, title: str, text: str, yes: str, then: Callable[[], object], *, destructive: bool = True) -> None:
+        self.confirm_box = ask_to_confirm(self, title, text, yes, then, destructive=destructive)
+
+    def change(self, title: str, action: str, work: Callable[[Any, JobContext], tuple[Any, str]],
+               on_done: Callable[[Any], object], *, what: str) -> None:
+        """Run a change on a worker: refused in read-only mode, waits out a 429 (the vendor did not act),
+        and writes one audit entry with the outcome. ``work`` returns (result, audit detail)."""
+        if not self.state.allow_change(what):
+            return
+        store, target = self.state.context.store, self.target
+
+        def job(client: Any, job_context: JobContext) -> Any:
+            # Patience inside the audit: the entry tells how the change ended, not each 429 on the way.
+            return audited(store, action, target, what, lambda: call_patiently(
+                lambda: work(client, job_context), cancel=job_context.cancel, on_wait=job_context.report))
+
+        def failed(error: PanelError) -> None:
+            self.state.notify.emit("WARNING", f"{self.label}: {what} failed", str(error))
+
+        self.set_status(f"{title}…")
+        self.run(title, job, on_done, key=f"change:{action}", patient=False, on_error=failed,
+                 timeout=self.change_timeout)

@@ -14,23 +14,18 @@ import time
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QKeySequence, QShortcut
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
-    QPushButton,
     QSplitter,
-    QTableView,
     QTabWidget,
-    QVBoxLayout,
     QWidget,
 )
 
-from services.errors import Cancelled, PanelError
+from services.errors import PanelError
 from services.http import ApiPaymentError
 from services.stripe import Customer, Invoice, StripeClient, new_idempotency_key
 from services.vendors import (
@@ -41,7 +36,7 @@ from services.vendors import (
     pay_invoice,
     stripe_dashboard_url,
 )
-from views.dialogs.api_key import VendorPage, confirm_change
+from views.dialogs.api_key import VendorPage, audited
 from views.models.billing import (
     CustomersModel,
     DelinquentModel,
@@ -51,6 +46,7 @@ from views.models.billing import (
     customer_row,
 )
 from views.models.cloudflare import SortingProxy
+from views.pages.vendor_widgets import button_row, column, push_button, row, select_row, selected, vendor_table
 from views.state import PaletteAction, PanelState
 from views.style import STATE_COLOURS
 from views.workers import Job, JobContext
@@ -72,22 +68,6 @@ class CustomerPage:
         self.generation = generation
         self.rows = rows
         self.requests = requests
-
-
-def _table(model: Any, *, sorting: bool = True) -> QTableView:
-    table = QTableView()
-    table.setModel(model)
-    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    table.setSortingEnabled(sorting)
-    table.verticalHeader().hide()
-    table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 8)
-    table.setAlternatingRowColors(True)
-    table.setWordWrap(False)
-    header = table.horizontalHeader()
-    header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-    header.setStretchLastSection(True)
-    return table
 
 
 class BillingPage(VendorPage):
@@ -113,11 +93,7 @@ class BillingPage(VendorPage):
 
         self.account_label = QLabel("Stripe")
         self.account_label.setTextFormat(Qt.TextFormat.RichText)
-        self.reload_button = QPushButton("Reload (F5)")
-        self.reload_button.clicked.connect(self.reload)
-        top = QHBoxLayout()
-        top.addWidget(self.account_label, 1)
-        top.addWidget(self.reload_button)
+        top = row(self.account_label, self.reload_button, grow=self.account_label)
         self.mrr_label = QLabel("MRR …")
         font = self.mrr_label.font()
         font.setPointSizeF(font.pointSizeF() * 1.5)
@@ -133,12 +109,10 @@ class BillingPage(VendorPage):
 
         # customers
         self.customers_model = CustomersModel(self)
-        self.customers_table = _table(self.customers_model, sorting=False)
+        self.customers_table = vendor_table(self.customers_model, CUSTOMER_WIDTHS, sorting=False, tight_rows=True)
         # Stripe's order (newest first) until the operator clicks a column: no sort indicator yet.
         self.customers_table.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
         self.customers_table.setSortingEnabled(True)
-        for column, width in enumerate(CUSTOMER_WIDTHS):
-            self.customers_table.setColumnWidth(column, width)
         self.customers_table.doubleClicked.connect(self._customer_double_clicked)
         self.customers_table.selectionModel().selectionChanged.connect(lambda *_: self.update_buttons())
         self.search = QLineEdit()
@@ -148,65 +122,38 @@ class BillingPage(VendorPage):
         self.problems_box = QCheckBox("Only delinquent, past due or unpaid")
         self.problems_box.toggled.connect(lambda _: self._filter_changed())
         self.customers_label = QLabel()
-        filters = QHBoxLayout()
-        filters.addWidget(self.search, 1)
-        filters.addWidget(self.problems_box)
-        filters.addWidget(self.customers_label)
-        self.open_customer_button = QPushButton("Open in Stripe")
-        self.open_customer_button.clicked.connect(self.open_selected_customer)
-        self.show_group_button = QPushButton("Show group")
-        self.show_group_button.clicked.connect(self.show_selected_group)
-        customer_buttons = QHBoxLayout()
-        customer_buttons.addWidget(self.open_customer_button)
-        customer_buttons.addWidget(self.show_group_button)
-        customer_buttons.addStretch(1)
-        customers_tab = QWidget()
-        customers_layout = QVBoxLayout(customers_tab)
-        customers_layout.addLayout(filters)
-        customers_layout.addWidget(self.customers_table, 1)
-        customers_layout.addLayout(customer_buttons)
+        filters = row(self.search, self.problems_box, self.customers_label, grow=self.search)
+        self.open_customer_button = push_button("Open in Stripe", self.open_selected_customer)
+        self.show_group_button = push_button("Show group", self.show_selected_group)
+        customers_tab = column(filters, self.customers_table,
+                               button_row(self.open_customer_button, self.show_group_button),
+                               grow=self.customers_table)
 
         # failed payments
         self.delinquent_model = DelinquentModel(self)
         self.delinquent_proxy = SortingProxy(self)
         self.delinquent_proxy.setSourceModel(self.delinquent_model)
-        self.delinquent_table = _table(self.delinquent_proxy)
-        for column, width in enumerate((80, 150, 150, 80, 150, 100, 70)):
-            self.delinquent_table.setColumnWidth(column, width)
-        self.delinquent_table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        self.delinquent_table = vendor_table(self.delinquent_proxy, (80, 150, 150, 80, 150, 100, 70),
+                                             sort_by=(0, Qt.SortOrder.AscendingOrder), tight_rows=True)
         self.delinquent_table.selectionModel().selectionChanged.connect(lambda *_: self.update_buttons())
         self.delinquent_label = QLabel("Past due and unpaid subscriptions")
-        self.retry_button = QPushButton("Retry payment…")
-        self.retry_button.setToolTip("Charge the open invoice now with the customer's default payment method.")
-        self.retry_button.clicked.connect(self.retry_selected_payment)
-        self.open_invoice_button = QPushButton("Open invoice in Stripe")
-        self.open_invoice_button.clicked.connect(self.open_selected_invoice)
-        self.open_delinquent_customer_button = QPushButton("Open customer in Stripe")
-        self.open_delinquent_customer_button.clicked.connect(self.open_selected_delinquent_customer)
-        delinquent_buttons = QHBoxLayout()
-        delinquent_buttons.addWidget(self.retry_button)
-        delinquent_buttons.addWidget(self.open_invoice_button)
-        delinquent_buttons.addWidget(self.open_delinquent_customer_button)
-        delinquent_buttons.addStretch(1)
-        delinquent_box = QWidget()
-        delinquent_layout = QVBoxLayout(delinquent_box)
-        delinquent_layout.setContentsMargins(0, 0, 0, 0)
-        delinquent_layout.addWidget(self.delinquent_label)
-        delinquent_layout.addWidget(self.delinquent_table, 1)
-        delinquent_layout.addLayout(delinquent_buttons)
+        self.retry_button = push_button(
+            "Retry payment…", self.retry_selected_payment,
+            tip="Charge the open invoice now with the customer's default payment method.")
+        self.open_invoice_button = push_button("Open invoice in Stripe", self.open_selected_invoice)
+        self.open_delinquent_customer_button = push_button("Open customer in Stripe",
+                                                           self.open_selected_delinquent_customer)
+        delinquent_box = column(self.delinquent_label, self.delinquent_table,
+                                button_row(self.retry_button, self.open_invoice_button,
+                                           self.open_delinquent_customer_button),
+                                grow=self.delinquent_table, margins=False)
         self.failures_model = PaymentFailuresModel(self)
         self.failures_proxy = SortingProxy(self)
         self.failures_proxy.setSourceModel(self.failures_model)
-        self.failures_table = _table(self.failures_proxy)
-        for column, width in enumerate((130, 150, 150, 80, 100, 70)):
-            self.failures_table.setColumnWidth(column, width)
-        self.failures_table.sortByColumn(0, Qt.SortOrder.DescendingOrder)
+        self.failures_table = vendor_table(self.failures_proxy, (130, 150, 150, 80, 100, 70),
+                                           sort_by=(0, Qt.SortOrder.DescendingOrder), tight_rows=True)
         self.failures_label = QLabel(f"Failed payments (invoice.payment_failed), last {FAILURES_DAYS} days")
-        failures_box = QWidget()
-        failures_layout = QVBoxLayout(failures_box)
-        failures_layout.setContentsMargins(0, 0, 0, 0)
-        failures_layout.addWidget(self.failures_label)
-        failures_layout.addWidget(self.failures_table, 1)
+        failures_box = column(self.failures_label, self.failures_table, grow=self.failures_table, margins=False)
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(delinquent_box)
         splitter.addWidget(failures_box)
@@ -214,14 +161,8 @@ class BillingPage(VendorPage):
         self.tabs = QTabWidget()
         self.tabs.addTab(customers_tab, "Customers")
         self.tabs.addTab(splitter, "Failed payments")
-        layout = QVBoxLayout(self.content)
-        layout.addLayout(top)
-        layout.addLayout(summary)
-        layout.addWidget(self.tabs, 1)
+        column(top, summary, self.tabs, grow=self.tabs, into=self.content)
 
-        context = Qt.ShortcutContext.WidgetWithChildrenShortcut
-        QShortcut(QKeySequence(Qt.Key.Key_F5), self, self.reload, context=context)
-        QShortcut(QKeySequence("Ctrl+F"), self, self._focus_search, context=context)
         self.state.remove_actions(ACTION_PREFIX)
         self.state.add_action(PaletteAction("Billing: failed payments", lambda: self.focus_item("failed"),
                                             keywords=("stripe", "past due", "unpaid", "invoice", "dunning"),
@@ -243,7 +184,7 @@ class BillingPage(VendorPage):
         if isinstance(argument, int | str) and argument != "customers":
             self.search.setText(str(argument))
 
-    def _focus_search(self) -> None:
+    def focus_search(self) -> None:
         self.tabs.setCurrentIndex(0)
         self.search.setFocus()
         self.search.selectAll()
@@ -388,24 +329,14 @@ class BillingPage(VendorPage):
     # -- selections -------------------------------------------------------------------------------
 
     def selected_customer(self) -> Customer | None:
-        rows = self.customers_table.selectionModel().selectedRows()
-        return self.customers_model.customer_at(rows[0].row()) if rows else None
+        return selected(self.customers_table, self.customers_model.customer_at)
 
     def selected_delinquent(self) -> DelinquentRow | None:
-        rows = self.delinquent_table.selectionModel().selectedRows()
-        if not rows:
-            return None
-        found = self.delinquent_model.row_at(self.delinquent_proxy.mapToSource(rows[0]).row())
+        found = selected(self.delinquent_table, self.delinquent_model.row_at)
         return found if isinstance(found, DelinquentRow) else None
 
     def select_invoice(self, invoice_id: str) -> bool:
-        row = self.delinquent_model.row_of_invoice(invoice_id)
-        if row < 0:
-            return False
-        index = self.delinquent_proxy.mapFromSource(self.delinquent_model.index(row, 0))
-        self.delinquent_table.selectRow(index.row())
-        self.delinquent_table.scrollTo(index)
-        return True
+        return select_row(self.delinquent_table, self.delinquent_model.row_of_invoice(invoice_id))
 
     def update_buttons(self) -> None:
         customer = self.selected_customer()
@@ -478,9 +409,8 @@ class BillingPage(VendorPage):
         text = (f"Charge {money(invoice.amount_remaining, invoice.currency)} for invoice {invoice.id} of customer "
                 f"{invoice.customer_id}{group} now?\n\nStripe charges the customer's default payment method. This "
                 f"is attempt {invoice.attempt_count + 1}; a decline counts as another failed attempt.")
-        self.confirm_box = confirm_change(self, "Retry the payment?", text,
-                                          f"Charge {money(invoice.amount_remaining, invoice.currency)}",
-                                          lambda: self._pay(invoice, group_id))
+        self.ask("Retry the payment?", text, f"Charge {money(invoice.amount_remaining, invoice.currency)}",
+                 lambda: self._pay(invoice, group_id))
 
     def _pay(self, invoice: Invoice, group_id: int | None) -> None:
         if not self.state.allow_change(f"retrying the payment of invoice {invoice.id}"):
@@ -495,22 +425,12 @@ class BillingPage(VendorPage):
         group = f", group {group_id}" if group_id is not None else ""
 
         def work(client: StripeClient, job: JobContext) -> Invoice:
-            try:
+            def pay() -> tuple[Invoice, str]:
                 paid = pay_invoice(client, invoice.id, idempotency_key, cancel=job.cancel, on_wait=job.report)
-            except ApiPaymentError as error:
-                store.audit("stripe.invoice.pay", target, "declined",
-                            f"{amount}{group}: {error.decline_code or error.code or 'declined'}: {error}"[:500])
-                raise
-            except Cancelled:
-                store.audit("stripe.invoice.pay", target, "cancelled", f"{amount}{group}")
-                raise
-            except PanelError as error:
-                store.audit("stripe.invoice.pay", target, "failed", f"{amount}{group}: {error}"[:500])
-                raise
-            store.audit("stripe.invoice.pay", target, "ok",
-                        f"{paid.status}: {money(paid.amount_paid, paid.currency)} paid{group}, "
-                        f"attempt {paid.attempt_count}")
-            return paid
+                return paid, (f"{paid.status}: {money(paid.amount_paid, paid.currency)} paid{group}, "
+                              f"attempt {paid.attempt_count}")
+
+            return audited(store, "stripe.invoice.pay", target, f"{amount}{group}", pay)
 
         def done(paid: Invoice) -> None:
             self.set_status(f"Invoice {paid.id} is {paid.status}: {money(paid.amount_paid, paid.currency)} paid.",

@@ -8,27 +8,23 @@ audit log (``cloudflare.*`` actions on ``cloudflare/ZONE``) whether it worked or
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QMenu,
     QPlainTextEdit,
     QPushButton,
-    QTableView,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -42,13 +38,11 @@ from services.cloudflare import (
     FirewallEvent,
     TrafficSeries,
 )
-from services.errors import Cancelled, PanelError
 from services.vendors import (
     CALM_LEVEL,
     LEVEL_BEFORE_ATTACK_KEY,
     RecordCheck,
     ZoneState,
-    call_patiently,
     describe_record,
     full_record_name,
     inventory_addresses,
@@ -59,9 +53,10 @@ from services.vendors import (
     zone_state,
 )
 from views.charts import Series, TimeSeriesChart
-from views.dialogs.api_key import VendorPage, confirm_change
+from views.dialogs.api_key import VendorPage
 from views.dialogs.dns_record import DnsRecordDialog
 from views.models.cloudflare import DnsFilter, DnsRecordsModel, FirewallEventsModel, SortingProxy
+from views.pages.vendor_widgets import button_row, column, push_button, row, select_row, selected, vendor_table
 from views.state import PaletteAction, PanelState
 from views.style import STATE_COLOURS
 from views.workers import JobContext
@@ -83,21 +78,6 @@ class ZoneLoad:
 class DnsLoad:
     records: list[DnsRecord]
     addresses: dict[str, tuple[str, ...]]
-
-
-def _table(model: Any) -> QTableView:
-    table = QTableView()
-    table.setModel(model)
-    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    table.setSortingEnabled(True)
-    table.verticalHeader().hide()
-    table.setAlternatingRowColors(True)
-    table.setWordWrap(False)
-    header = table.horizontalHeader()
-    header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-    header.setStretchLastSection(True)
-    return table
 
 
 class PurgeUrlsDialog(QDialog):
@@ -139,25 +119,20 @@ class CloudflarePage(VendorPage):
         # zone and security
         self.zone_label = QLabel("Cloudflare")
         self.zone_label.setTextFormat(Qt.TextFormat.RichText)
-        self.reload_button = QPushButton("Reload (F5)")
-        self.reload_button.clicked.connect(self.reload)
-        top = QHBoxLayout()
-        top.addWidget(self.zone_label, 1)
-        top.addWidget(self.reload_button)
+        top = row(self.zone_label, self.reload_button, grow=self.zone_label)
 
         self.level_label = QLabel("Security level: …")
         self.level_box = QComboBox()
         self.level_box.addItems(list(SECURITY_LEVELS))
-        self.level_button = QPushButton("Set level…")
-        self.level_button.clicked.connect(lambda: self.set_security_level(self.level_box.currentText()))
-        self.attack_button = QPushButton("Under Attack: turn on…")
-        self.attack_button.setToolTip("\"I'm Under Attack\" mode: every visitor gets a challenge before the site. "
-                                      "For incidents; turn it off when the attack is over.")
-        self.attack_button.clicked.connect(lambda: self.set_under_attack(not (self.zone and self.zone.under_attack)))
-        self.dev_button = QPushButton("Development mode…")
-        self.dev_button.setToolTip("Development mode bypasses Cloudflare's cache for 3 hours, then turns itself off.")
-        self.dev_button.clicked.connect(
-            lambda: self.set_development_mode(not (self.zone and self.zone.development_mode.value == "on")))
+        self.level_button = push_button("Set level…", lambda: self.set_security_level(self.level_box.currentText()))
+        self.attack_button = push_button(
+            "Under Attack: turn on…", lambda: self.set_under_attack(not (self.zone and self.zone.under_attack)),
+            tip="\"I'm Under Attack\" mode: every visitor gets a challenge before the site. "
+                "For incidents; turn it off when the attack is over.")
+        self.dev_button = push_button(
+            "Development mode…",
+            lambda: self.set_development_mode(not (self.zone and self.zone.development_mode.value == "on")),
+            tip="Development mode bypasses Cloudflare's cache for 3 hours, then turns itself off.")
         self.purge_button = QPushButton("Purge cache")
         purge_menu = QMenu(self.purge_button)
         purge_menu.addAction("Everything…", self.purge_everything)
@@ -177,10 +152,7 @@ class CloudflarePage(VendorPage):
         self.dns_model = DnsRecordsModel(self)
         self.dns_filter = DnsFilter(self)
         self.dns_filter.setSourceModel(self.dns_model)
-        self.dns_table = _table(self.dns_filter)
-        for column, width in enumerate(DNS_WIDTHS):
-            self.dns_table.setColumnWidth(column, width)
-        self.dns_table.sortByColumn(1, Qt.SortOrder.AscendingOrder)
+        self.dns_table = vendor_table(self.dns_filter, DNS_WIDTHS, sort_by=(1, Qt.SortOrder.AscendingOrder))
         self.dns_table.doubleClicked.connect(lambda _: self.edit_record())
         self.dns_table.selectionModel().selectionChanged.connect(lambda *_: self.update_buttons())
         self.dns_search = QLineEdit()
@@ -196,27 +168,13 @@ class CloudflarePage(VendorPage):
         self.stray_box.setToolTip("A and AAAA records whose address is not a server of the inventory.")
         self.stray_box.toggled.connect(self._stray_toggled)
         self.dns_count_label = QLabel()
-        dns_filters = QHBoxLayout()
-        dns_filters.addWidget(self.dns_search, 1)
-        dns_filters.addWidget(self.dns_type_box)
-        dns_filters.addWidget(self.stray_box)
-        dns_filters.addWidget(self.dns_count_label)
-        self.add_button = QPushButton("Add record…")
-        self.add_button.clicked.connect(self.add_record)
-        self.edit_button = QPushButton("Edit…")
-        self.edit_button.clicked.connect(self.edit_record)
-        self.delete_button = QPushButton("Delete…")
-        self.delete_button.clicked.connect(self.delete_record)
-        dns_buttons = QHBoxLayout()
-        dns_buttons.addWidget(self.add_button)
-        dns_buttons.addWidget(self.edit_button)
-        dns_buttons.addWidget(self.delete_button)
-        dns_buttons.addStretch(1)
-        dns_tab = QWidget()
-        dns_layout = QVBoxLayout(dns_tab)
-        dns_layout.addLayout(dns_filters)
-        dns_layout.addWidget(self.dns_table, 1)
-        dns_layout.addLayout(dns_buttons)
+        dns_filters = row(self.dns_search, self.dns_type_box, self.stray_box, self.dns_count_label,
+                          grow=self.dns_search)
+        self.add_button = push_button("Add record…", self.add_record)
+        self.edit_button = push_button("Edit…", self.edit_record)
+        self.delete_button = push_button("Delete…", self.delete_record)
+        dns_tab = column(dns_filters, self.dns_table, button_row(self.add_button, self.edit_button, self.delete_button),
+                         grow=self.dns_table)
 
         # traffic
         self.period_box = QComboBox()
@@ -225,40 +183,24 @@ class CloudflarePage(VendorPage):
         self.period_box.currentIndexChanged.connect(lambda _: self.load_traffic())
         self.traffic_label = QLabel()
         self.chart = TimeSeriesChart("Requests and threats")
-        traffic_top = QHBoxLayout()
-        traffic_top.addWidget(self.period_box)
-        traffic_top.addWidget(self.traffic_label, 1)
-        traffic_tab = QWidget()
-        traffic_layout = QVBoxLayout(traffic_tab)
-        traffic_layout.addLayout(traffic_top)
-        traffic_layout.addWidget(self.chart, 1)
+        traffic_tab = column(row(self.period_box, self.traffic_label, grow=self.traffic_label), self.chart,
+                             grow=self.chart)
 
         # firewall
         self.firewall_model = FirewallEventsModel(self)
         self.firewall_proxy = SortingProxy(self)
         self.firewall_proxy.setSourceModel(self.firewall_model)
-        self.firewall_table = _table(self.firewall_proxy)
-        for column, width in enumerate(FIREWALL_WIDTHS):
-            self.firewall_table.setColumnWidth(column, width)
-        self.firewall_table.sortByColumn(0, Qt.SortOrder.DescendingOrder)
+        self.firewall_table = vendor_table(self.firewall_proxy, FIREWALL_WIDTHS,
+                                           sort_by=(0, Qt.SortOrder.DescendingOrder))
         self.firewall_label = QLabel()
-        firewall_tab = QWidget()
-        firewall_layout = QVBoxLayout(firewall_tab)
-        firewall_layout.addWidget(self.firewall_label)
-        firewall_layout.addWidget(self.firewall_table, 1)
+        firewall_tab = column(self.firewall_label, self.firewall_table, grow=self.firewall_table)
 
         self.tabs = QTabWidget()
         self.tabs.addTab(dns_tab, "DNS records")
         self.tabs.addTab(traffic_tab, "Traffic and threats")
         self.tabs.addTab(firewall_tab, "Firewall events")
-        layout = QVBoxLayout(self.content)
-        layout.addLayout(top)
-        layout.addLayout(security)
-        layout.addWidget(self.tabs, 1)
+        column(top, security, self.tabs, grow=self.tabs, into=self.content)
 
-        context = Qt.ShortcutContext.WidgetWithChildrenShortcut
-        QShortcut(QKeySequence(Qt.Key.Key_F5), self, self.reload, context=context)
-        QShortcut(QKeySequence("Ctrl+F"), self, self._focus_search, context=context)
         QShortcut(QKeySequence(Qt.Key.Key_Delete), self.dns_table, self.delete_record,
                   context=Qt.ShortcutContext.WidgetShortcut)
         self._register_actions()
@@ -297,7 +239,7 @@ class CloudflarePage(VendorPage):
             self.dns_search.setText(spec.host if spec else argument)
             self.dns_table.setFocus()
 
-    def _focus_search(self) -> None:
+    def focus_search(self) -> None:
         self.tabs.setCurrentIndex(0)
         self.dns_search.setFocus()
         self.dns_search.selectAll()
@@ -473,21 +415,10 @@ class CloudflarePage(VendorPage):
     # -- the selected record ----------------------------------------------------------------------
 
     def selected_record(self) -> DnsRecord | None:
-        rows = self.dns_table.selectionModel().selectedRows()
-        if not rows:
-            return None
-        return self.dns_model.record_at(self.dns_filter.mapToSource(rows[0]).row())
+        return selected(self.dns_table, self.dns_model.record_at)
 
     def select_record(self, record_id: str) -> bool:
-        row = self.dns_model.row_of(record_id)
-        if row < 0:
-            return False
-        index = self.dns_filter.mapFromSource(self.dns_model.index(row, 0))
-        if not index.isValid():
-            return False
-        self.dns_table.selectRow(index.row())
-        self.dns_table.scrollTo(index)
-        return True
+        return select_row(self.dns_table, self.dns_model.row_of(record_id))
 
     def record_check(self, record_id: str) -> RecordCheck | None:
         row = self.dns_model.row_of(record_id)
@@ -495,36 +426,6 @@ class CloudflarePage(VendorPage):
         return found.check if found is not None else None
 
     # -- changing ---------------------------------------------------------------------------------
-
-    def change(self, title: str, action: str, work: Callable[[CloudflareClient, JobContext], tuple[Any, str]],
-               on_done: Callable[[Any], object], *, what: str) -> None:
-        """Run a change on a worker: refused in read-only mode, waits out a 429 (the vendor did not act),
-        and writes one audit entry with the outcome. ``work`` returns (result, audit detail)."""
-        if not self.state.allow_change(what):
-            return
-        store, target = self.state.context.store, self.target
-
-        def job(client: CloudflareClient, job_context: JobContext) -> Any:
-            try:
-                result, detail = call_patiently(lambda: work(client, job_context), cancel=job_context.cancel,
-                                                on_wait=job_context.report)
-            except Cancelled:
-                store.audit(action, target, "cancelled", what)
-                raise
-            except PanelError as error:
-                store.audit(action, target, "failed", f"{what}: {error}"[:500])
-                raise
-            store.audit(action, target, "ok", detail)
-            return result
-
-        def failed(error: PanelError) -> None:
-            self.state.notify.emit("WARNING", f"Cloudflare: {what} failed", str(error))
-
-        self.set_status(f"{title}…")
-        self.run(title, job, on_done, key=f"change:{action}", patient=False, on_error=failed, timeout=120)
-
-    def _ask(self, title: str, text: str, yes: str, then: Callable[[], object], *, destructive: bool = True) -> None:
-        self.confirm_box = confirm_change(self, title, text, yes, then, destructive=destructive)
 
     # DNS
 
@@ -541,7 +442,7 @@ class CloudflarePage(VendorPage):
         proxied = "proxied" if record.proxied else "DNS only"
         text = (f"Create this record in {self.zone_name}?\n\n  {describe_record(record, self.zone_name)}\n"
                 f"  TTL {ttl_text(record.ttl)}, {proxied}" + (f", comment: {record.comment}" if record.comment else ""))
-        self._ask("Create a DNS record?", text, "Create record", lambda: self._create(record), destructive=False)
+        self.ask("Create a DNS record?", text, "Create record", lambda: self._create(record), destructive=False)
 
     def _create(self, record: DnsRecordInput) -> None:
         zone = self.zone_name
@@ -572,7 +473,7 @@ class CloudflarePage(VendorPage):
             self.set_status("Nothing changed.")
             return
         text = (f"Change {describe_record(before, self.zone_name)}?\n\n" + "\n".join(f"  {c}" for c in changes))
-        self._ask("Change a DNS record?", text, "Change record", lambda: self._update(before, after, changes))
+        self.ask("Change a DNS record?", text, "Change record", lambda: self._update(before, after, changes))
 
     def _update(self, before: DnsRecord, after: DnsRecordInput, changes: list[str]) -> None:
         zone = self.zone_name
@@ -611,7 +512,7 @@ class CloudflarePage(VendorPage):
             note = f"\n\nIt points at {', '.join(check.servers)}: that name stops resolving once it is gone."
         text = (f"Delete this record from {self.zone_name}?\n\n  {describe_record(record, self.zone_name)}\n"
                 f"  TTL {ttl_text(record.ttl)}, {'proxied' if record.proxied else 'DNS only'}" + note)
-        self._ask("Delete a DNS record?", text, "Delete record", lambda: self._delete(record))
+        self.ask("Delete a DNS record?", text, "Delete record", lambda: self._delete(record))
 
     def _delete(self, record: DnsRecord) -> None:
         zone = self.zone_name
@@ -658,7 +559,7 @@ class CloudflarePage(VendorPage):
             self.set_status(f"Purged everything from the cache of {zone}.", "OK")
             self.state.message.emit(f"Cloudflare: purged the cache of {zone}")
 
-        self._ask("Purge the whole cache?", text, "Purge everything",
+        self.ask("Purge the whole cache?", text, "Purge everything",
                   lambda: self.change("Purging the Cloudflare cache", "cloudflare.purge", work, done,
                                       what="purging the whole cache"))
 
@@ -686,7 +587,7 @@ class CloudflarePage(VendorPage):
         def done(count: int) -> None:
             self.set_status(f"Purged {count} URL(s) from the cache.", "OK")
 
-        self._ask("Purge URLs?", text, f"Purge {len(urls)} URL(s)",
+        self.ask("Purge URLs?", text, f"Purge {len(urls)} URL(s)",
                   lambda: self.change("Purging URLs from the Cloudflare cache", "cloudflare.purge", work, done,
                                       what=f"purging {len(urls)} URL(s)"), destructive=False)
 
@@ -720,7 +621,7 @@ class CloudflarePage(VendorPage):
                             f"{loaded.zone.security.value}).", "WARNING" if now_on else "OK")
             self.state.message.emit(f"Cloudflare: Under Attack mode {'on' if on else 'off'} for {zone}")
 
-        self._ask("Turn Under Attack mode on?" if on else "Turn Under Attack mode off?", text,
+        self.ask("Turn Under Attack mode on?" if on else "Turn Under Attack mode off?", text,
                   "Turn on Under Attack" if on else "Turn off Under Attack",
                   lambda: self.change("Switching Under Attack mode", "cloudflare.under_attack", work, done, what=what),
                   destructive=on)
@@ -747,7 +648,7 @@ class CloudflarePage(VendorPage):
             self.set_status(f"Security level of {zone}: {state.security.value}.", "OK")
             self.update_buttons()
 
-        self._ask("Change the security level?", f"Change the security level of {zone} from {current} to {level}?",
+        self.ask("Change the security level?", f"Change the security level of {zone} from {current} to {level}?",
                   f"Set {level}", lambda: self.change("Setting the security level", "cloudflare.security_level", work,
                                                       done, what=what), destructive=level == "under_attack")
 
@@ -769,7 +670,7 @@ class CloudflarePage(VendorPage):
             self.set_status(f"Development mode is {state.development_mode.value} for {zone}.", "OK")
             self.update_buttons()
 
-        self._ask("Development mode", text, "Turn on" if on else "Turn off",
+        self.ask("Development mode", text, "Turn on" if on else "Turn off",
                   lambda: self.change("Switching development mode", "cloudflare.development_mode", work, done,
                                       what=what), destructive=on)
 

@@ -9,32 +9,24 @@ are written to the audit log (``mailgun.*`` actions on ``mailgun/DOMAIN``).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
-    QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
-    QPushButton,
     QSplitter,
-    QTableView,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from services.errors import Cancelled, PanelError
 from services.mailgun import (
     SUPPRESSION_KINDS,
     MailDomain,
@@ -44,11 +36,12 @@ from services.mailgun import (
     StatsBucket,
     Suppression,
 )
-from services.vendors import call_patiently, domain_region, mail_domains, region_of
+from services.vendors import domain_region, mail_domains, region_of
 from views.charts import Series, TimeSeriesChart
-from views.dialogs.api_key import VendorPage, confirm_change
+from views.dialogs.api_key import VendorPage
 from views.models.cloudflare import SortingProxy
 from views.models.mail import DomainRecordsModel, DomainsModel, MailFailuresModel, SuppressionsModel
+from views.pages.vendor_widgets import button_row, column, push_button, row, select_row, selected, vendor_table
 from views.state import PaletteAction, PanelState
 from views.style import STATE_COLOURS
 from views.workers import JobContext
@@ -64,21 +57,6 @@ KIND_LABELS = {"bounces": "Bounces", "complaints": "Complaints", "unsubscribes":
 class StatsLoad:
     period: str
     buckets: list[StatsBucket]
-
-
-def _table(model: Any, *, sorting: bool = True) -> QTableView:
-    table = QTableView()
-    table.setModel(model)
-    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    table.setSortingEnabled(sorting)
-    table.verticalHeader().hide()
-    table.setAlternatingRowColors(True)
-    table.setWordWrap(False)
-    header = table.horizontalHeader()
-    header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-    header.setStretchLastSection(True)
-    return table
 
 
 class SendTestDialog(QDialog):
@@ -121,6 +99,7 @@ class SendTestDialog(QDialog):
 class MailPage(VendorPage):
     title = "Mail"
     vendor = "mailgun"
+    change_timeout = 60.0
 
     def __init__(self, state: PanelState, parent: QWidget | None = None) -> None:
         super().__init__(state, parent)
@@ -131,14 +110,8 @@ class MailPage(VendorPage):
 
         self.domain_label = QLabel("Mailgun")
         self.domain_label.setTextFormat(Qt.TextFormat.RichText)
-        self.send_button = QPushButton("Send test message…")
-        self.send_button.clicked.connect(self.open_test_message)
-        self.reload_button = QPushButton("Reload (F5)")
-        self.reload_button.clicked.connect(self.reload)
-        top = QHBoxLayout()
-        top.addWidget(self.domain_label, 1)
-        top.addWidget(self.send_button)
-        top.addWidget(self.reload_button)
+        self.send_button = push_button("Send test message…", self.open_test_message)
+        top = row(self.domain_label, self.send_button, self.reload_button, grow=self.domain_label)
 
         # delivery
         self.period_box = QComboBox()
@@ -147,22 +120,15 @@ class MailPage(VendorPage):
         self.period_box.currentIndexChanged.connect(lambda _: self.load_stats())
         self.delivery_label = QLabel()
         self.chart = TimeSeriesChart("Accepted, delivered and failed")
-        delivery_top = QHBoxLayout()
-        delivery_top.addWidget(self.period_box)
-        delivery_top.addWidget(self.delivery_label, 1)
-        delivery_tab = QWidget()
-        delivery_layout = QVBoxLayout(delivery_tab)
-        delivery_layout.addLayout(delivery_top)
-        delivery_layout.addWidget(self.chart, 1)
+        delivery_tab = column(row(self.period_box, self.delivery_label, grow=self.delivery_label), self.chart,
+                              grow=self.chart)
 
         # failures
         self.failures_model = MailFailuresModel(self)
         self.failures_proxy = SortingProxy(self)
         self.failures_proxy.setSourceModel(self.failures_model)
-        self.failures_table = _table(self.failures_proxy)
-        for column, width in enumerate((150, 230, 80, 110, 50, 330, 80)):
-            self.failures_table.setColumnWidth(column, width)
-        self.failures_table.sortByColumn(0, Qt.SortOrder.DescendingOrder)
+        self.failures_table = vendor_table(self.failures_proxy, (150, 230, 80, 110, 50, 330, 80),
+                                           sort_by=(0, Qt.SortOrder.DescendingOrder))
         self.failure_window_box = QComboBox()
         for label, _, _ in FAILURE_WINDOWS:
             self.failure_window_box.addItem(label)
@@ -173,23 +139,15 @@ class MailPage(VendorPage):
         self.failures_search.textChanged.connect(self.failures_proxy.set_text)
         self.failures_label = QLabel()
         self.failures_label.setWordWrap(True)
-        failures_top = QHBoxLayout()
-        failures_top.addWidget(self.failure_window_box)
-        failures_top.addWidget(self.failures_search, 1)
-        failures_tab = QWidget()
-        failures_layout = QVBoxLayout(failures_tab)
-        failures_layout.addLayout(failures_top)
-        failures_layout.addWidget(self.failures_label)
-        failures_layout.addWidget(self.failures_table, 1)
+        failures_tab = column(row(self.failure_window_box, self.failures_search, grow=self.failures_search),
+                              self.failures_label, self.failures_table, grow=self.failures_table)
 
         # suppressions
         self.suppressions_model = SuppressionsModel(self)
         self.suppressions_proxy = SortingProxy(self)
         self.suppressions_proxy.setSourceModel(self.suppressions_model)
-        self.suppressions_table = _table(self.suppressions_proxy)
-        for column, width in enumerate((280, 130)):
-            self.suppressions_table.setColumnWidth(column, width)
-        self.suppressions_table.sortByColumn(1, Qt.SortOrder.DescendingOrder)
+        self.suppressions_table = vendor_table(self.suppressions_proxy, (280, 130),
+                                               sort_by=(1, Qt.SortOrder.DescendingOrder))
         self.suppressions_table.selectionModel().selectionChanged.connect(lambda *_: self.update_buttons())
         self.kind_box = QComboBox()
         for kind in SUPPRESSION_KINDS:
@@ -200,46 +158,27 @@ class MailPage(VendorPage):
         self.suppressions_search.setClearButtonEnabled(True)
         self.suppressions_search.textChanged.connect(self._suppression_filter_changed)
         self.suppressions_label = QLabel()
-        self.remove_button = QPushButton("Remove from the list…")
-        self.remove_button.setToolTip("Mailgun tries to deliver to the address again.")
-        self.remove_button.clicked.connect(self.remove_selected_suppression)
-        suppressions_top = QHBoxLayout()
-        suppressions_top.addWidget(self.kind_box)
-        suppressions_top.addWidget(self.suppressions_search, 1)
-        suppressions_top.addWidget(self.suppressions_label)
-        suppressions_buttons = QHBoxLayout()
-        suppressions_buttons.addWidget(self.remove_button)
-        suppressions_buttons.addStretch(1)
-        suppressions_tab = QWidget()
-        suppressions_layout = QVBoxLayout(suppressions_tab)
-        suppressions_layout.addLayout(suppressions_top)
-        suppressions_layout.addWidget(self.suppressions_table, 1)
-        suppressions_layout.addLayout(suppressions_buttons)
+        self.remove_button = push_button("Remove from the list…", self.remove_selected_suppression,
+                                         tip="Mailgun tries to deliver to the address again.")
+        suppressions_tab = column(
+            row(self.kind_box, self.suppressions_search, self.suppressions_label, grow=self.suppressions_search),
+            self.suppressions_table, button_row(self.remove_button), grow=self.suppressions_table)
 
         # domains
         self.domains_model = DomainsModel(self)
         self.domains_proxy = SortingProxy(self)
         self.domains_proxy.setSourceModel(self.domains_model)
-        self.domains_table = _table(self.domains_proxy, sorting=False)  # the configured domain first
-        for column, width in enumerate((200, 100, 130, 80)):
-            self.domains_table.setColumnWidth(column, width)
+        # Not sorted: the configured domain comes first.
+        self.domains_table = vendor_table(self.domains_proxy, (200, 100, 130, 80), sorting=False)
         self.domains_table.selectionModel().selectionChanged.connect(lambda *_: self._show_records())
         self.records_model = DomainRecordsModel(self)
-        self.records_table = _table(self.records_model, sorting=False)  # as Mailgun lists them
-        for column, width in enumerate((90, 60, 240, 420)):
-            self.records_table.setColumnWidth(column, width)
+        # Not sorted: as Mailgun lists them.
+        self.records_table = vendor_table(self.records_model, (90, 60, 240, 420), sorting=False)
         self.records_label = QLabel("DNS records Mailgun checks for the selected domain")
-        self.verify_button = QPushButton("Check DNS again")
-        self.verify_button.setToolTip("Ask Mailgun to look up the domain's DNS records now.")
-        self.verify_button.clicked.connect(self.verify_selected_domain)
-        records_box = QWidget()
-        records_layout = QVBoxLayout(records_box)
-        records_layout.setContentsMargins(0, 0, 0, 0)
-        records_top = QHBoxLayout()
-        records_top.addWidget(self.records_label, 1)
-        records_top.addWidget(self.verify_button)
-        records_layout.addLayout(records_top)
-        records_layout.addWidget(self.records_table, 1)
+        self.verify_button = push_button("Check DNS again", self.verify_selected_domain,
+                                         tip="Ask Mailgun to look up the domain's DNS records now.")
+        records_box = column(row(self.records_label, self.verify_button, grow=self.records_label),
+                             self.records_table, grow=self.records_table, margins=False)
         domains_tab = QSplitter(Qt.Orientation.Vertical)
         domains_tab.addWidget(self.domains_table)
         domains_tab.addWidget(records_box)
@@ -249,13 +188,8 @@ class MailPage(VendorPage):
         self.tabs.addTab(failures_tab, "Failures")
         self.tabs.addTab(suppressions_tab, "Suppressions")
         self.tabs.addTab(domains_tab, "Domains and DNS")
-        layout = QVBoxLayout(self.content)
-        layout.addLayout(top)
-        layout.addWidget(self.tabs, 1)
+        column(top, self.tabs, grow=self.tabs, into=self.content)
 
-        context = Qt.ShortcutContext.WidgetWithChildrenShortcut
-        QShortcut(QKeySequence(Qt.Key.Key_F5), self, self.reload, context=context)
-        QShortcut(QKeySequence("Ctrl+F"), self, self._focus_search, context=context)
         self.state.remove_actions(ACTION_PREFIX)
         self.state.add_action(PaletteAction("Mail: failures", lambda: self.focus_item("failures"),
                                             keywords=("mailgun", "bounce", "email", "delivery"), page=self.title,
@@ -289,7 +223,7 @@ class MailPage(VendorPage):
             self.tabs.setCurrentIndex(2)
             self.suppressions_search.setText(argument)
 
-    def _focus_search(self) -> None:
+    def focus_search(self) -> None:
         if self.tabs.currentIndex() == 1:
             self.failures_search.setFocus()
         else:
@@ -321,11 +255,9 @@ class MailPage(VendorPage):
     def _domains_loaded(self, domains: list[MailDomain]) -> None:
         self.domains = domains
         self.show_content()
-        selected = self._selected_domain()
+        chosen = self._selected_domain()
         self.domains_model.set_domains(domains)
-        row = self.domains_model.row_of(selected.name if selected else self.domain)
-        if row >= 0:
-            self.domains_table.selectRow(self.domains_proxy.mapFromSource(self.domains_model.index(row, 0)).row())
+        select_row(self.domains_table, self.domains_model.row_of(chosen.name if chosen else self.domain))
         ours = next((d for d in domains if d.name == self.domain), None)
         if ours is None:
             state_text = (f"<span style='color:{STATE_COLOURS['CRITICAL']}'>not found in this region</span> — if it "
@@ -346,10 +278,7 @@ class MailPage(VendorPage):
         self._maybe_loaded()
 
     def _selected_domain(self) -> MailDomain | None:
-        rows = self.domains_table.selectionModel().selectedRows()
-        if not rows:
-            return None
-        return self.domains_model.domain_at(self.domains_proxy.mapToSource(rows[0]).row())
+        return selected(self.domains_table, self.domains_model.domain_at)
 
     def _show_records(self) -> None:
         domain = self._selected_domain()
@@ -447,20 +376,10 @@ class MailPage(VendorPage):
     # -- buttons ----------------------------------------------------------------------------------
 
     def selected_suppression(self) -> Suppression | None:
-        rows = self.suppressions_table.selectionModel().selectedRows()
-        if not rows:
-            return None
-        return self.suppressions_model.suppression_at(self.suppressions_proxy.mapToSource(rows[0]).row())
+        return selected(self.suppressions_table, self.suppressions_model.suppression_at)
 
     def select_address(self, address: str) -> bool:
-        row = self.suppressions_model.row_of(address)
-        if row < 0:
-            return False
-        index = self.suppressions_proxy.mapFromSource(self.suppressions_model.index(row, 0))
-        if not index.isValid():
-            return False
-        self.suppressions_table.selectRow(index.row())
-        return True
+        return select_row(self.suppressions_table, self.suppressions_model.row_of(address))
 
     def update_buttons(self) -> None:
         read_only = self.state.read_only
@@ -474,32 +393,6 @@ class MailPage(VendorPage):
             button.setToolTip("Read-only mode is on." if read_only else "")
 
     # -- changing ---------------------------------------------------------------------------------
-
-    def change(self, title: str, action: str, work: Callable[[MailgunClient, JobContext], tuple[Any, str]],
-               on_done: Callable[[Any], object], *, what: str) -> None:
-        """A change on a worker: refused in read-only mode, waits out a 429, one audit entry."""
-        if not self.state.allow_change(what):
-            return
-        store, target = self.state.context.store, self.target
-
-        def job(client: MailgunClient, job_context: JobContext) -> Any:
-            try:
-                result, detail = call_patiently(lambda: work(client, job_context), cancel=job_context.cancel,
-                                                on_wait=job_context.report)
-            except Cancelled:
-                store.audit(action, target, "cancelled", what)
-                raise
-            except PanelError as error:
-                store.audit(action, target, "failed", f"{what}: {error}"[:500])
-                raise
-            store.audit(action, target, "ok", detail)
-            return result
-
-        def failed(error: PanelError) -> None:
-            self.state.notify.emit("WARNING", f"Mailgun: {what} failed", str(error))
-
-        self.set_status(f"{title}…")
-        self.run(title, job, on_done, key=f"change:{action}", patient=False, on_error=failed, timeout=60)
 
     def remove_selected_suppression(self) -> None:
         suppression = self.selected_suppression()
@@ -534,9 +427,9 @@ class MailPage(VendorPage):
             self.set_status(f"Removed {removed.address} from the {removed.kind} list.", "OK")
             self.state.message.emit(f"Mailgun: removed {removed.address} from {removed.kind}")
 
-        self.confirm_box = confirm_change(self, "Remove from the suppression list?", text, "Remove",
-                                          lambda: self.change(f"Removing {address} from {kind}",
-                                                              "mailgun.suppression.remove", work, done, what=what))
+        self.ask("Remove from the suppression list?", text, "Remove",
+                 lambda: self.change(f"Removing {address} from {kind}", "mailgun.suppression.remove", work, done,
+                                     what=what))
 
     def open_test_message(self) -> None:
         if not self.state.allow_change("sending a test message"):
@@ -566,9 +459,9 @@ class MailPage(VendorPage):
             self.state.message.emit(f"Mailgun accepted the test message to {to}")
             self.load_stats()
 
-        self.confirm_box = confirm_change(self, "Send a test message?", text, "Send",
-                                          lambda: self.change("Sending a test message", "mailgun.send_test", work, done,
-                                                              what=what), destructive=not test_mode)
+        self.ask("Send a test message?", text, "Send",
+                 lambda: self.change("Sending a test message", "mailgun.send_test", work, done, what=what),
+                 destructive=not test_mode)
 
     def verify_selected_domain(self) -> None:
         domain = self._selected_domain()

@@ -17,6 +17,7 @@ from services.http import RetryPolicy, Timeouts
 from services.inventory import CloudflareSpec, MailgunSpec, StripeSpec
 from services.mailgun import MailgunClient
 from services.stripe import StripeClient
+from tests.vendor_standins import clean_standins
 
 # Fast retries so fault tests stay quick; Retry-After from the stand-ins is honoured as sent.
 FAST_RETRY = RetryPolicy(attempts=4, backoff_base=0.01, backoff_cap=0.05, retry_after_cap=5.0)
@@ -31,21 +32,8 @@ def standins_session() -> Iterator[StandinServers]:
 
 @pytest.fixture
 def standins(standins_session: StandinServers) -> Iterator[StandinServers]:
-    lab = standins_session
-    lab.reset_faults()
-    lab.mailgun.strict_regions = False
-    marks = {name: len(app.request_log) for name, app in lab.apps.items()}
-    mail_events = len(lab.mailgun.events)
-    yield lab
-    lab.reset_faults()
-    lab.mailgun.strict_regions = False
-    lab.cloudflare.attack = False
-    for name, app in lab.apps.items():
-        changed = any(method != "GET" for _, method, _ in app.request_log[marks[name]:])
-        if changed or name == "cloudflare" or (name == "mailgun" and len(lab.mailgun.events) != mail_events):
-            with app.lock:
-                app.reset_state()
-        app.request_log.clear()
+    with clean_standins(standins_session) as lab:
+        yield lab
 
 
 @pytest.fixture
@@ -67,9 +55,3 @@ def mailgun(standins: StandinServers) -> Iterator[MailgunClient]:
     with MailgunClient(MailgunSpec("mg.example.com", standins.mailgun_eu_url), secrets.MAILGUN_KEY,
                        retry=FAST_RETRY, timeouts=FAST_TIMEOUTS) as client:
         yield client
-
-
-@pytest.fixture
-def fast_retry() -> RetryPolicy:
-    """The retry policy the client fixtures use (test modules cannot import conftest)."""
-    return FAST_RETRY

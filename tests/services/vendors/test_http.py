@@ -43,8 +43,7 @@ from services.http import (
 from services.inventory import CloudflareSpec, MailgunSpec, StripeSpec
 from services.mailgun import MailgunClient
 from services.stripe import StripeClient
-
-FAST_RETRY = RetryPolicy(attempts=4, backoff_base=0.01, backoff_cap=0.05, retry_after_cap=5.0)
+from tests.services.vendors.conftest import FAST_RETRY
 
 
 def test_retry_after_takes_seconds_and_http_dates() -> None:

@@ -20,6 +20,7 @@ from panel.secrets import SecretStore
 from panel.store import Store
 from services.http import RetryPolicy
 from tests.keyrings import MemoryKeyring
+from tests.vendor_standins import clean_standins
 from views.state import PanelState
 from views.workers import JobRunner
 
@@ -53,21 +54,8 @@ def vendor_lab() -> Iterator[StandinServers]:
 @pytest.fixture
 def standins(vendor_lab: StandinServers) -> Iterator[StandinServers]:
     """The stand-ins with faults off; whatever a test changed is put back afterwards."""
-    lab = vendor_lab
-    lab.reset_faults()
-    lab.mailgun.strict_regions = False
-    marks = {name: len(app.request_log) for name, app in lab.apps.items()}
-    mail_events = len(lab.mailgun.events)
-    yield lab
-    lab.reset_faults()
-    lab.mailgun.strict_regions = False
-    lab.cloudflare.attack = False
-    for name, app in lab.apps.items():
-        changed = any(method != "GET" for _, method, _ in app.request_log[marks[name]:])
-        if changed or name == "cloudflare" or (name == "mailgun" and len(lab.mailgun.events) != mail_events):
-            with app.lock:
-                app.reset_state()
-        app.request_log.clear()
+    with clean_standins(vendor_lab) as lab:
+        yield lab
 
 
 def config_text(lab: StandinServers, vendors: tuple[str, ...] = ("cloudflare", "stripe", "mailgun"), *,

@@ -12,21 +12,14 @@ from PySide6.QtGui import QDesktopServices
 
 from panel.lab.standins import StandinServers
 from services.vendors import billing_for_group, stripe_client
-from tests.views.vendors.conftest import FAST_RETRY, WRONG_KEYS, Panel, accept, box_text, some
+from tests.views.vendors.conftest import Panel, accept, box_text, some
+from tests.views.vendors.pages import open_after_a_429, open_with_a_wrong_key, show_page
 from views.models.billing import CustomersModel
 from views.pages.billing import BillingPage
 
 
 def open_page(qtbot: Any, panel: Panel, *, wait: bool = True) -> BillingPage:
-    page = BillingPage(panel.state)
-    page.retry = FAST_RETRY
-    qtbot.addWidget(page)
-    page.resize(1200, 800)
-    page.show()
-    if wait:
-        with qtbot.waitSignal(page.loaded, timeout=60000):
-            page.activate()
-    return page
+    return show_page(qtbot, BillingPage(panel.state), wait=wait, timeout=60000)
 
 
 def group_invoice(lab: StandinServers, group_id: int) -> dict[str, Any]:
@@ -200,11 +193,7 @@ def test_open_a_customer_in_stripe_and_show_its_group(qtbot: Any, make_panel: Ca
 
 def test_a_refused_key_shows_the_set_up_state(qtbot: Any, make_panel: Callable[..., Panel],
                                               standins: StandinServers, leak_check: Callable[[Panel], None]) -> None:
-    panel = make_panel(keys={"stripe": WRONG_KEYS["stripe"]})
-    page = open_page(qtbot, panel, wait=False)
-    page.activate()
-    qtbot.waitUntil(lambda: page.needs_set_up, timeout=15000)
-    assert "refused" in page.set_up_panel.heading.text()
+    panel, page = open_with_a_wrong_key(qtbot, make_panel, "stripe", open_page, timeout=15000)
     assert page.set_up_panel.set_up_button.isVisible()
     assert "Invalid API Key" not in page.set_up_panel.text.text()  # Stripe's echo of the key is never shown
     assert "the key was refused" in page.status_label.text()
@@ -213,12 +202,7 @@ def test_a_refused_key_shows_the_set_up_state(qtbot: Any, make_panel: Callable[.
 
 def test_a_429_says_it_waits_then_loads(qtbot: Any, make_panel: Callable[..., Panel],
                                         standins: StandinServers) -> None:
-    panel = make_panel()
-    messages: list[str] = []
-    panel.state.message.connect(messages.append)
-    standins.stripe.faults.throttle_next(1, retry_after=1)
-    page = open_page(qtbot, panel)
-    assert any("Stripe rate limited, retrying in 1 s" in m for m in messages)
+    page = open_after_a_429(qtbot, make_panel(), standins.stripe, open_page, "Stripe rate limited, retrying in 1 s")
     assert page.customers_model.total == len(standins.stripe.customers)
     assert page.overview is not None
 

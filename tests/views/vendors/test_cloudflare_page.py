@@ -10,21 +10,14 @@ from typing import Any
 from PySide6.QtCore import Qt
 
 from panel.lab.standins import StandinServers
-from tests.views.vendors.conftest import FAST_RETRY, WRONG_KEYS, Panel, accept, box_text, some
+from tests.views.vendors.conftest import WRONG_KEYS, Panel, accept, box_text, some
+from tests.views.vendors.pages import messages_of, open_after_a_429, open_with_a_wrong_key, show_page, wait_for_set_up
 from views.dialogs.dns_record import DnsRecordDialog
 from views.pages.cloudflare import CloudflarePage
 
 
 def open_page(qtbot: Any, panel: Panel, *, wait: bool = True) -> CloudflarePage:
-    page = CloudflarePage(panel.state)
-    page.retry = FAST_RETRY
-    qtbot.addWidget(page)
-    page.resize(1200, 800)
-    page.show()
-    if wait:
-        with qtbot.waitSignal(page.loaded, timeout=15000):
-            page.activate()
-    return page
+    return show_page(qtbot, CloudflarePage(panel.state), wait=wait, timeout=15000)
 
 
 def record_row(page: CloudflarePage, name: str, record_type: str = "A") -> int:
@@ -233,8 +226,7 @@ def test_read_only_mode_disables_every_change(qtbot: Any, make_panel: Callable[.
     page = open_page(qtbot, panel)
     select(page, "legacy")
     assert page.delete_button.isEnabled() and page.attack_button.isEnabled()
-    messages: list[str] = []
-    panel.state.message.connect(messages.append)
+    messages = messages_of(panel)
     panel.state.set_read_only(True, remember=False)
     for button in (page.add_button, page.edit_button, page.delete_button, page.attack_button, page.dev_button,
                    page.purge_button, page.level_button):
@@ -258,12 +250,8 @@ def test_read_only_mode_disables_every_change(qtbot: Any, make_panel: Callable[.
 def test_a_refused_token_shows_the_set_up_state_and_a_new_key_fixes_it(
         qtbot: Any, make_panel: Callable[..., Panel], standins: StandinServers,
         leak_check: Callable[[Panel], None]) -> None:
-    panel = make_panel(keys={"cloudflare": WRONG_KEYS["cloudflare"]})
-    page = open_page(qtbot, panel, wait=False)
-    page.activate()
-    qtbot.waitUntil(lambda: page.needs_set_up, timeout=10000)
+    panel, page = open_with_a_wrong_key(qtbot, make_panel, "cloudflare", open_page)
     assert page.stack.currentWidget() is page.set_up_panel
-    assert "refused" in page.set_up_panel.heading.text()
     assert "The key was refused" in page.set_up_panel.text.text()
     assert page.set_up_panel.set_up_button.isVisible()
 
@@ -289,15 +277,13 @@ def test_a_refused_token_shows_the_set_up_state_and_a_new_key_fixes_it(
 def test_missing_section_or_key_shows_the_set_up_state(qtbot: Any, make_panel: Callable[..., Panel],
                                                        standins: StandinServers) -> None:
     page = open_page(qtbot, make_panel(vendors=("stripe",)), wait=False)
-    page.activate()
-    qtbot.waitUntil(lambda: page.needs_set_up, timeout=10000)
+    wait_for_set_up(qtbot, page)
     assert "not set up" in page.set_up_panel.heading.text()
     assert "[cloudflare]" in page.set_up_panel.text.text()
     assert not page.attack_button.isEnabled()
 
     page = open_page(qtbot, make_panel(keys={}), wait=False)
-    page.activate()
-    qtbot.waitUntil(lambda: page.needs_set_up, timeout=10000)
+    wait_for_set_up(qtbot, page)
     assert "No Cloudflare API key" in page.set_up_panel.heading.text()
     assert "CLOUDFLARE_API_TOKEN" in page.set_up_panel.text.text()
     assert not standins.cloudflare.request_log  # nothing was sent without a key
@@ -305,11 +291,7 @@ def test_missing_section_or_key_shows_the_set_up_state(qtbot: Any, make_panel: C
 
 def test_a_429_says_it_waits_then_loads(qtbot: Any, make_panel: Callable[..., Panel],
                                         standins: StandinServers) -> None:
-    panel = make_panel()
-    messages: list[str] = []
-    panel.state.message.connect(messages.append)
-    standins.cloudflare.faults.throttle_next(1, retry_after=1)
-    page = open_page(qtbot, panel)
-    assert any("Cloudflare rate limited, retrying in 1 s" in m for m in messages)
+    page = open_after_a_429(qtbot, make_panel(), standins.cloudflare, open_page,
+                            "Cloudflare rate limited, retrying in 1 s")
     qtbot.waitUntil(lambda: bool(page.traffic_label.text()) and page.firewall_model.rowCount() >= 0, timeout=10000)
     assert not page.needs_set_up and page.dns_model.rowCount() > 0

@@ -8,19 +8,14 @@ from collections.abc import Callable
 from typing import Any
 
 from panel.lab.standins import StandinServers
-from tests.views.vendors.conftest import FAST_RETRY, WRONG_KEYS, Panel, accept, box_text, some
+from tests.views.vendors.conftest import Panel, accept, box_text, some
+from tests.views.vendors.pages import messages_of, open_after_a_429, open_with_a_wrong_key, show_page, wait_for_set_up
 from views.pages.mail import MailPage
 
 
 def open_page(qtbot: Any, panel: Panel, *, wait: bool = True) -> MailPage:
-    page = MailPage(panel.state)
-    page.retry = FAST_RETRY
-    qtbot.addWidget(page)
-    page.resize(1200, 800)
-    page.show()
+    page = show_page(qtbot, MailPage(panel.state), wait=wait, timeout=20000)
     if wait:
-        with qtbot.waitSignal(page.loaded, timeout=20000):
-            page.activate()
         qtbot.waitUntil(lambda: bool(page.suppressions) and page.failures_model.rowCount() > 0, timeout=20000)
     return page
 
@@ -131,8 +126,7 @@ def test_the_region_is_the_config_base_url(qtbot: Any, make_panel: Callable[...,
                                            standins: StandinServers) -> None:
     standins.mailgun.strict_regions = True  # a domain answers on its own region's API only
     panel = make_panel(mailgun_url=standins.mailgun_url)  # the US API, for an EU domain
-    messages: list[str] = []
-    panel.state.message.connect(messages.append)
+    messages = messages_of(panel)
     page = open_page(qtbot, panel, wait=False)
     page.activate()
     qtbot.waitUntil(lambda: "not found in this region" in page.domain_label.text(), timeout=10000)
@@ -149,11 +143,8 @@ def test_the_region_is_the_config_base_url(qtbot: Any, make_panel: Callable[...,
 
 def test_a_refused_key_shows_the_set_up_state(qtbot: Any, make_panel: Callable[..., Panel],
                                               standins: StandinServers, leak_check: Callable[[Panel], None]) -> None:
-    panel = make_panel(keys={"mailgun": WRONG_KEYS["mailgun"]})
-    page = open_page(qtbot, panel, wait=False)
-    page.activate()
-    qtbot.waitUntil(lambda: page.needs_set_up, timeout=10000)
-    assert "refused" in page.set_up_panel.heading.text() and "private API key" in page.set_up_panel.text.text()
+    panel, page = open_with_a_wrong_key(qtbot, make_panel, "mailgun", open_page)
+    assert "private API key" in page.set_up_panel.text.text()
     assert not page.send_button.isEnabled()
     leak_check(panel)
 
@@ -166,15 +157,13 @@ def test_a_key_kept_for_the_session_when_no_keyring_works(qtbot: Any, make_panel
 
     panel = make_panel(keys={}, backend=LockedKeyring())
     page = open_page(qtbot, panel, wait=False)
-    page.activate()
-    qtbot.waitUntil(lambda: page.needs_set_up, timeout=10000)
+    wait_for_set_up(qtbot, page)
     assert "No Mailgun API key" in page.set_up_panel.heading.text()
     page.set_up_panel.set_up_button.click()
     dialog = page.key_dialog
     assert dialog is not None
     dialog.key_edit.setText(secrets.MAILGUN_KEY)
-    messages: list[str] = []
-    panel.state.message.connect(messages.append)
+    messages = messages_of(panel)
     with qtbot.waitSignal(page.loaded, timeout=20000):
         dialog.save_button.click()
     assert any("kept in memory for this session only" in m for m in messages)
@@ -186,10 +175,5 @@ def test_a_key_kept_for_the_session_when_no_keyring_works(qtbot: Any, make_panel
 
 def test_a_429_says_it_waits_then_loads(qtbot: Any, make_panel: Callable[..., Panel],
                                         standins: StandinServers) -> None:
-    panel = make_panel()
-    messages: list[str] = []
-    panel.state.message.connect(messages.append)
-    standins.mailgun.faults.throttle_next(1, retry_after=1)
-    page = open_page(qtbot, panel)
-    assert any("Mailgun rate limited, retrying in 1 s" in m for m in messages)
+    page = open_after_a_429(qtbot, make_panel(), standins.mailgun, open_page, "Mailgun rate limited, retrying in 1 s")
     assert page.domains_model.rowCount() == 4
