@@ -3,15 +3,18 @@ no row numbers, alternating row colours, no grid and no word wrap."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from PySide6.QtCore import QAbstractItemModel, Qt
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLayout, QSplitter, QTableView, QVBoxLayout, QWidget
 
 
-def row_table(model: QAbstractItemModel, *, multi_select: bool = False, fit_contents: bool = True,
-              sort_by: tuple[int, Qt.SortOrder] | None = None) -> QTableView:
-    """A table of ``model``. ``fit_contents`` False: the columns keep the widths they are given, as a
-    table of thousands of rows must (fitting measures every row). ``sort_by``: (column, order),
-    and the operator can sort by clicking a header."""
+def row_table(model: QAbstractItemModel, widths: Sequence[int] | None = None, *, multi_select: bool = False,
+              sort_by: tuple[int, Qt.SortOrder] | None = None, tight_rows: bool = False) -> QTableView:
+    """A table of ``model``. ``widths`` None: the columns fit their contents. Given (even empty): the
+    columns start that wide and the operator may drag them, as a table of thousands of rows needs
+    (fitting measures every row). ``sort_by``: (column, order), and a click on a header sorts.
+    ``tight_rows``: rows one line of text high, for long lists."""
     table = QTableView()
     table.setModel(model)
     table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -19,13 +22,17 @@ def row_table(model: QAbstractItemModel, *, multi_select: bool = False, fit_cont
                            else QAbstractItemView.SelectionMode.SingleSelection)
     table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
     table.verticalHeader().hide()
+    if tight_rows:
+        table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 8)
     table.setAlternatingRowColors(True)
     table.setShowGrid(False)
     table.setWordWrap(False)
     header = table.horizontalHeader()
-    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents if fit_contents
+    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents if widths is None
                                 else QHeaderView.ResizeMode.Interactive)
     header.setStretchLastSection(True)
+    for column, width in enumerate(widths or ()):
+        table.setColumnWidth(column, width)
     if sort_by is not None:
         table.setSortingEnabled(True)
         table.sortByColumn(*sort_by)

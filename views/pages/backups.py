@@ -58,7 +58,6 @@ from views.models.backups import (
     R_PROBLEM,
     R_WHERE,
     S_TIME,
-    SESSION_COLUMNS,
     ChangesModel,
     RepoRow,
     RepositoriesModel,
@@ -69,6 +68,7 @@ from views.style import STATE_COLOURS, monospace
 from views.tables import row_table
 from views.workers import Job, JobContext
 
+SESSION_WIDTHS = (150, 110, 70, 80, 84, 90, 50, 60)  # one per SESSION_COLUMNS
 ACTION_PREFIX = "backups:"
 READ_TIMEOUT = 300.0
 
@@ -218,14 +218,9 @@ class BackupsPage(QWidget):
 
         # --- sessions tab: table, chart, actions ---
         self.sessions_model = SessionsModel(self)
-        self.sessions_table = row_table(self.sessions_model, fit_contents=False,  # never measures every row
+        self.sessions_table = row_table(self.sessions_model, SESSION_WIDTHS,  # never measures every row
                                         sort_by=(S_TIME, Qt.SortOrder.DescendingOrder))
         self.sessions_table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        sessions_header = self.sessions_table.horizontalHeader()
-        widths = (150, 110, 70, 80, 84, 90, 50, 60)
-        for column, width in zip(range(len(SESSION_COLUMNS)), widths, strict=True):
-            sessions_header.resizeSection(column, width)
-        sessions_header.setStretchLastSection(True)
         self.sessions_table.selectionModel().selectionChanged.connect(lambda *_: self._session_selected())
         self.sessions_table.doubleClicked.connect(lambda _: self.restore_selected())
 
@@ -304,7 +299,7 @@ class BackupsPage(QWidget):
         self.filter_edit.textChanged.connect(self._filter_changes)
         self.changes_label = QLabel("Choose two sessions, or use the /etc check.")
         self.changes_label.setWordWrap(True)
-        self.changes_table = row_table(self.changes_proxy, multi_select=True, fit_contents=False,
+        self.changes_table = row_table(self.changes_proxy, (), multi_select=True,
                                        sort_by=(0, Qt.SortOrder.AscendingOrder))
         self.changes_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.changes_table.doubleClicked.connect(lambda _: self.restore_selected_change())

@@ -46,9 +46,10 @@ from views.models.billing import (
     customer_row,
 )
 from views.models.cloudflare import SortingProxy
-from views.pages.vendor_widgets import button_row, column, push_button, row, select_row, selected, vendor_table
+from views.pages.vendor_widgets import button_row, column, push_button, row, select_row, selected
 from views.state import PaletteAction, PanelState
 from views.style import STATE_COLOURS
+from views.tables import row_table
 from views.workers import Job, JobContext
 
 ACTION_PREFIX = "billing/"
@@ -109,7 +110,7 @@ class BillingPage(VendorPage):
 
         # customers
         self.customers_model = CustomersModel(self)
-        self.customers_table = vendor_table(self.customers_model, CUSTOMER_WIDTHS, sorting=False, tight_rows=True)
+        self.customers_table = row_table(self.customers_model, CUSTOMER_WIDTHS, tight_rows=True)
         # Stripe's order (newest first) until the operator clicks a column: no sort indicator yet.
         self.customers_table.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
         self.customers_table.setSortingEnabled(True)
@@ -133,8 +134,8 @@ class BillingPage(VendorPage):
         self.delinquent_model = DelinquentModel(self)
         self.delinquent_proxy = SortingProxy(self)
         self.delinquent_proxy.setSourceModel(self.delinquent_model)
-        self.delinquent_table = vendor_table(self.delinquent_proxy, (80, 150, 150, 80, 150, 100, 70),
-                                             sort_by=(0, Qt.SortOrder.AscendingOrder), tight_rows=True)
+        self.delinquent_table = row_table(self.delinquent_proxy, (80, 150, 150, 80, 150, 100, 70),
+                                          sort_by=(0, Qt.SortOrder.AscendingOrder), tight_rows=True)
         self.delinquent_table.selectionModel().selectionChanged.connect(lambda *_: self.update_buttons())
         self.delinquent_label = QLabel("Past due and unpaid subscriptions")
         self.retry_button = push_button(
@@ -150,8 +151,8 @@ class BillingPage(VendorPage):
         self.failures_model = PaymentFailuresModel(self)
         self.failures_proxy = SortingProxy(self)
         self.failures_proxy.setSourceModel(self.failures_model)
-        self.failures_table = vendor_table(self.failures_proxy, (130, 150, 150, 80, 100, 70),
-                                           sort_by=(0, Qt.SortOrder.DescendingOrder), tight_rows=True)
+        self.failures_table = row_table(self.failures_proxy, (130, 150, 150, 80, 100, 70),
+                                        sort_by=(0, Qt.SortOrder.DescendingOrder), tight_rows=True)
         self.failures_label = QLabel(f"Failed payments (invoice.payment_failed), last {FAILURES_DAYS} days")
         failures_box = column(self.failures_label, self.failures_table, grow=self.failures_table, margins=False)
         splitter = QSplitter(Qt.Orientation.Vertical)

@@ -56,9 +56,10 @@ from views.charts import Series, TimeSeriesChart
 from views.dialogs.api_key import VendorPage
 from views.dialogs.dns_record import DnsRecordDialog
 from views.models.cloudflare import DnsFilter, DnsRecordsModel, FirewallEventsModel, SortingProxy
-from views.pages.vendor_widgets import button_row, column, push_button, row, select_row, selected, vendor_table
+from views.pages.vendor_widgets import button_row, column, push_button, row, select_row, selected
 from views.state import PaletteAction, PanelState
 from views.style import STATE_COLOURS
+from views.tables import row_table
 from views.workers import JobContext
 
 PERIODS = (("Last 24 hours", "24h"), ("Last 7 days", "7d"))
@@ -152,7 +153,7 @@ class CloudflarePage(VendorPage):
         self.dns_model = DnsRecordsModel(self)
         self.dns_filter = DnsFilter(self)
         self.dns_filter.setSourceModel(self.dns_model)
-        self.dns_table = vendor_table(self.dns_filter, DNS_WIDTHS, sort_by=(1, Qt.SortOrder.AscendingOrder))
+        self.dns_table = row_table(self.dns_filter, DNS_WIDTHS, sort_by=(1, Qt.SortOrder.AscendingOrder))
         self.dns_table.doubleClicked.connect(lambda _: self.edit_record())
         self.dns_table.selectionModel().selectionChanged.connect(lambda *_: self.update_buttons())
         self.dns_search = QLineEdit()
@@ -190,8 +191,8 @@ class CloudflarePage(VendorPage):
         self.firewall_model = FirewallEventsModel(self)
         self.firewall_proxy = SortingProxy(self)
         self.firewall_proxy.setSourceModel(self.firewall_model)
-        self.firewall_table = vendor_table(self.firewall_proxy, FIREWALL_WIDTHS,
-                                           sort_by=(0, Qt.SortOrder.DescendingOrder))
+        self.firewall_table = row_table(self.firewall_proxy, FIREWALL_WIDTHS,
+                                        sort_by=(0, Qt.SortOrder.DescendingOrder))
         self.firewall_label = QLabel()
         firewall_tab = column(self.firewall_label, self.firewall_table, grow=self.firewall_table)
 

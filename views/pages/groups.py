@@ -165,12 +165,8 @@ class GroupsPage(QWidget):
         self.model.modelReset.connect(self._model_reset)
         self.model.generation_loaded.connect(lambda _: self._resolve_focus(final=True))
         self.model.rowsInserted.connect(lambda *_: self._resolve_focus(final=False))
-        self.table = row_table(self.model, fit_contents=False)
-        self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 8)
-        header = self.table.horizontalHeader()
-        for column, width in enumerate(COLUMN_WIDTHS):
-            self.table.setColumnWidth(column, width)
-        header.setSortIndicator(NAME, Qt.SortOrder.AscendingOrder)
+        self.table = row_table(self.model, COLUMN_WIDTHS, tight_rows=True)
+        self.table.horizontalHeader().setSortIndicator(NAME, Qt.SortOrder.AscendingOrder)
         self.table.setSortingEnabled(True)  # the model sorts on the servers, page by page
         self.table.selectionModel().currentRowChanged.connect(lambda current, _: self._row_chosen(current))
         self.count_label = QLabel()

@@ -44,7 +44,7 @@ from services.triage.logs import (
     read_files,
     read_journal,
 )
-from views.models.logs import LEVEL, SERVER, TIME, UNIT, LogModel
+from views.models.logs import LogModel
 from views.state import PaletteAction, PanelState
 from views.tables import row_table
 from views.workers import Job, JobContext
@@ -53,6 +53,8 @@ FLUSH_MS = 50  # at most this often, buffered lines go into the table
 MAX_LINES_PER_FLUSH = 5000
 FOLLOW_TIMEOUT = 24 * 3600.0
 DESCRIBE_EVERY = 0.5  # seconds between status-line updates while following
+# The starting column widths, as wide as these texts: Time, Server, Unit, Level (the message takes the rest).
+COLUMN_SAMPLES = ("00-00 00:00:00.000  ", "backup1-xx  ", "nginx.service-xxxx  ", "warning  ")
 
 PRIORITIES: tuple[tuple[str, int | None], ...] = (
     ("Any level", None), ("Errors and worse", 3), ("Warnings and worse", 4), ("Notices and worse", 5),
@@ -138,16 +140,11 @@ class LogsPage(QWidget):
         search.addWidget(self.older_button)
         search.addWidget(self.follow_button)
 
-        self.table = row_table(self.model, multi_select=True, fit_contents=False)
+        width = self.fontMetrics().horizontalAdvance
+        self.table = row_table(self.model, [width(sample) for sample in COLUMN_SAMPLES], multi_select=True)
         vertical = self.table.verticalHeader()
         vertical.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)  # no per-row measuring, however many rows
         vertical.setDefaultSectionSize(self.fontMetrics().height() + 4)
-        header = self.table.horizontalHeader()
-        width = self.fontMetrics().horizontalAdvance
-        header.resizeSection(TIME, width("00-00 00:00:00.000  "))
-        header.resizeSection(SERVER, width("backup1-xx  "))
-        header.resizeSection(UNIT, width("nginx.service-xxxx  "))
-        header.resizeSection(LEVEL, width("warning  "))
 
         layout = QVBoxLayout(self)
         layout.addLayout(filters)

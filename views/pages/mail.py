@@ -41,9 +41,10 @@ from views.charts import Series, TimeSeriesChart
 from views.dialogs.api_key import VendorPage
 from views.models.cloudflare import SortingProxy
 from views.models.mail import DomainRecordsModel, DomainsModel, MailFailuresModel, SuppressionsModel
-from views.pages.vendor_widgets import button_row, column, push_button, row, select_row, selected, vendor_table
+from views.pages.vendor_widgets import button_row, column, push_button, row, select_row, selected
 from views.state import PaletteAction, PanelState
 from views.style import STATE_COLOURS
+from views.tables import row_table
 from views.workers import JobContext
 
 ACTION_PREFIX = "mail/"
@@ -127,8 +128,8 @@ class MailPage(VendorPage):
         self.failures_model = MailFailuresModel(self)
         self.failures_proxy = SortingProxy(self)
         self.failures_proxy.setSourceModel(self.failures_model)
-        self.failures_table = vendor_table(self.failures_proxy, (150, 230, 80, 110, 50, 330, 80),
-                                           sort_by=(0, Qt.SortOrder.DescendingOrder))
+        self.failures_table = row_table(self.failures_proxy, (150, 230, 80, 110, 50, 330, 80),
+                                        sort_by=(0, Qt.SortOrder.DescendingOrder))
         self.failure_window_box = QComboBox()
         for label, _, _ in FAILURE_WINDOWS:
             self.failure_window_box.addItem(label)
@@ -146,8 +147,8 @@ class MailPage(VendorPage):
         self.suppressions_model = SuppressionsModel(self)
         self.suppressions_proxy = SortingProxy(self)
         self.suppressions_proxy.setSourceModel(self.suppressions_model)
-        self.suppressions_table = vendor_table(self.suppressions_proxy, (280, 130),
-                                               sort_by=(1, Qt.SortOrder.DescendingOrder))
+        self.suppressions_table = row_table(self.suppressions_proxy, (280, 130),
+                                            sort_by=(1, Qt.SortOrder.DescendingOrder))
         self.suppressions_table.selectionModel().selectionChanged.connect(lambda *_: self.update_buttons())
         self.kind_box = QComboBox()
         for kind in SUPPRESSION_KINDS:
@@ -169,11 +170,11 @@ class MailPage(VendorPage):
         self.domains_proxy = SortingProxy(self)
         self.domains_proxy.setSourceModel(self.domains_model)
         # Not sorted: the configured domain comes first.
-        self.domains_table = vendor_table(self.domains_proxy, (200, 100, 130, 80), sorting=False)
+        self.domains_table = row_table(self.domains_proxy, (200, 100, 130, 80))
         self.domains_table.selectionModel().selectionChanged.connect(lambda *_: self._show_records())
         self.records_model = DomainRecordsModel(self)
         # Not sorted: as Mailgun lists them.
-        self.records_table = vendor_table(self.records_model, (90, 60, 240, 420), sorting=False)
+        self.records_table = row_table(self.records_model, (90, 60, 240, 420))
         self.records_label = QLabel("DNS records Mailgun checks for the selected domain")
         self.verify_button = push_button("Check DNS again", self.verify_selected_domain,
                                          tip="Ask Mailgun to look up the domain's DNS records now.")

@@ -1,17 +1,15 @@
 """The pieces the Cloudflare, Billing and Mail pages are built from, so that the three look and
-behave alike: their tables (and what is selected in them), buttons, rows of controls and tabs."""
+behave alike: what is selected in their tables, buttons, rows of controls and tabs."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from PySide6.QtCore import QAbstractItemModel, QAbstractProxyModel, Qt
+from PySide6.QtCore import QAbstractProxyModel
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QBoxLayout,
     QHBoxLayout,
-    QHeaderView,
     QLayout,
     QPushButton,
     QTableView,
@@ -20,31 +18,6 @@ from PySide6.QtWidgets import (
 )
 
 T = TypeVar("T")
-
-
-def vendor_table(model: QAbstractItemModel, widths: Sequence[int] = (), *, sorting: bool = True,
-                 sort_by: tuple[int, Qt.SortOrder] | None = None, tight_rows: bool = False) -> QTableView:
-    """A table of ``model``: one whole row selected at a time, the columns as wide as ``widths`` says
-    (the operator may drag them), sorted by a click on a header unless ``sorting`` is False, and first
-    by ``sort_by`` (column, order). ``tight_rows``: rows one line of text high, for long lists."""
-    table = QTableView()
-    table.setModel(model)
-    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    table.setSortingEnabled(sorting)
-    table.verticalHeader().hide()
-    if tight_rows:
-        table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 8)
-    table.setAlternatingRowColors(True)
-    table.setWordWrap(False)
-    header = table.horizontalHeader()
-    header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-    header.setStretchLastSection(True)
-    for column, width in enumerate(widths):
-        table.setColumnWidth(column, width)
-    if sort_by is not None:
-        table.sortByColumn(*sort_by)
-    return table
 
 
 def selected(table: QTableView, row_at: Callable[[int], T]) -> T | None:
