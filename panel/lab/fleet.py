@@ -82,6 +82,7 @@ class LabInfo:
     cloudflare_url: str | None = None
     stripe_url: str | None = None
     mailgun_url: str | None = None
+    mailgun_eu_url: str | None = None  # the same stand-in on a second port, as Mailgun's EU region
     backups: tuple[dict[str, Any], ...] = ()
     skipped: tuple[str, ...] = ()  # parts that were asked for but whose module is not there
     extras: dict[str, Any] = field(default_factory=dict)
@@ -360,6 +361,7 @@ class Lab:
                 "cloudflare_url": result.cloudflare_url,
                 "stripe_url": result.stripe_url,
                 "mailgun_url": result.mailgun_url,
+                "mailgun_eu_url": result.mailgun_eu_url,
             }
             pids = list(getattr(result, "pids", None) or [])
             if getattr(result, "pid", None):
@@ -550,6 +552,7 @@ def _info_from_record(record: dict[str, Any]) -> LabInfo:
         cloudflare_url=standins.get("cloudflare_url"),
         stripe_url=standins.get("stripe_url"),
         mailgun_url=standins.get("mailgun_url"),
+        mailgun_eu_url=standins.get("mailgun_eu_url"),
         backups=tuple(record.get("backups", [])),
         skipped=tuple(record.get("skipped", [])),
     )
@@ -663,7 +666,7 @@ def lab_ports(info: LabInfo) -> list[int]:
         ports.update(p for p in (server.port, server.sshd_port, server.unlock_port, server.dropbear_port) if p)
         if server.mysql_port:
             ports.add(server.mysql_port)
-    for url in (info.cloudflare_url, info.stripe_url, info.mailgun_url):
+    for url in (info.cloudflare_url, info.stripe_url, info.mailgun_url, info.mailgun_eu_url):
         if url and urlsplit(url).port:
             ports.add(int(urlsplit(url).port or 0))
     return sorted(ports)

@@ -284,6 +284,10 @@ class UnlockPage(QWidget):
         self.log_view = QPlainTextEdit()
         self.log_view.setReadOnly(True)
         self.log_view.setFont(monospace())
+        self.log_view.setPlaceholderText(
+            "The steps of the selected server's last unlock appear here: the initramfs host key check, "
+            "the passphrase sent, and each volume until the system is up.\n\nA server that rebooted and "
+            "waits for its passphrase shows as 'locked' above; select it and press Unlock.")
         self.auto_box = QCheckBox("Auto-unlock this server when it is seen locked (passphrase from the keyring)")
         self.auto_box.clicked.connect(self._auto_clicked)
         detail = QWidget()
