@@ -43,7 +43,8 @@ def test_the_poll_raises_a_banner_for_a_new_critical(qtbot, private_home: Path, 
         qtbot.waitUntil(lambda: isinstance(window.page("Alerts"), AlertsPage), timeout=15000)
         page = window.page("Alerts")
         assert isinstance(page, AlertsPage)
-        assert page.timer.isActive()  # it polls by itself
+        # it polls by itself, once its stored interval is read (on a worker)
+        qtbot.waitUntil(page.timer.isActive, timeout=15000)
         qtbot.waitUntil(lambda: any(s == "CRITICAL" and "db1" in t for s, t in shown), timeout=60000)
         assert window.banner.isVisible() or window.notifier.uses_tray
         # the palette knows how to run the checks
