@@ -245,7 +245,9 @@ _STAT_FIELDS: dict[str, tuple[str, type]] = {
     "TotalDestinationSizeChange": ("total_destination_size_change", int),
     "Errors": ("errors", int),
 }
-_STAT_LINE = re.compile(r"^(\w+) (-?\d+(?:\.\d+)?)(?: \(.*\))?$")
+# One pass over the whole text (1,000 sessions are 18,000 lines). A line is a name, a number and
+# perhaps its "(readable form)"; a line cut inside that form does not match, so it counts as missing.
+_STAT_LINE = re.compile(r"^[^\S\n]*(\w+) (-?\d+(?:\.\d+)?)(?: \([^\n]*\))?[^\S\n]*$", re.MULTILINE)
 
 
 def parse_session_statistics(text: str) -> SessionStats:
@@ -255,17 +257,13 @@ def parse_session_statistics(text: str) -> SessionStats:
     its last lines, or ends inside one: "Errors" without its newline still counts, "Err" does not).
     """
     values: dict[str, Any] = {}
-    for line in text.splitlines():
-        # cheap split first (1,000 sessions are 18,000 lines); the full pattern only for known names
-        name = line.lstrip().split(" ", 1)[0]
-        if name not in _STAT_FIELDS:
+    for name, number_text in _STAT_LINE.findall(text):
+        field = _STAT_FIELDS.get(name)
+        if field is None:
             continue
-        match = _STAT_LINE.match(line.strip())
-        if match is None:
-            continue
-        attribute, kind = _STAT_FIELDS[name]
+        attribute, kind = field
         try:
-            number = float(match.group(2))
+            number = float(number_text)
             if kind is datetime:
                 if not _valid_epoch(number):
                     continue
