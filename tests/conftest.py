@@ -14,6 +14,7 @@ import gc
 import os
 import pwd
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -29,6 +30,25 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 USER = pwd.getpwuid(os.geteuid()).pw_name
 
 SshRun = Callable[..., subprocess.CompletedProcess[bytes]]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def reap_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[Path], None]]:
+    """``reap_servers(folder)``: stop whatever runs from ``folder`` once this run ends, even if it
+    crashes before the fixtures' own teardown (see tests/reaper.py). pytest's folder is always in."""
+    reaper = subprocess.Popen([sys.executable, str(Path(__file__).with_name("reaper.py"))], stdin=subprocess.PIPE,
+                              start_new_session=True, text=True)
+    assert reaper.stdin is not None
+    pipe = reaper.stdin
+
+    def register(folder: Path) -> None:
+        pipe.write(f"{folder}\n")
+        pipe.flush()
+
+    register(tmp_path_factory.getbasetemp())
+    yield register
+    pipe.close()
+    reaper.wait(timeout=120)
 
 
 @pytest.fixture(scope="session")

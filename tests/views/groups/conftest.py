@@ -74,8 +74,9 @@ def runner(qtbot: Any) -> Iterator[JobRunner]:
 
 
 @pytest.fixture(scope="session")
-def big_pair() -> Iterator[tuple[MariaDBHandle, MariaDBHandle]]:
+def big_pair(reap_servers: Callable[[Path], None]) -> Iterator[tuple[MariaDBHandle, MariaDBHandle]]:
     folder = Path(tempfile.mkdtemp(prefix="groups-views-"))
+    reap_servers(folder)
     handles: list[MariaDBHandle] = []
     try:
         with ThreadPoolExecutor(2) as pool:
