@@ -26,6 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from benchlib import result
+
 from panel.config import load_config
 from panel.lab import procs
 from panel.lab.fleet import Lab, LabInfo
@@ -115,8 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     ssh = statistics.median(ssh_times)
     ratio = panel / ssh
     rtt = int(args.latency_ms * 2)
-    print(f"rounds: panel {' '.join(f'{t:.2f}' for t in panel_times)} | ssh {' '.join(f'{t:.2f}' for t in ssh_times)}")
-    print(f"unlock_{rtt}ms  panel={panel:.2f}s  ssh={ssh:.2f}s  ratio={ratio:.2f}  target<={TARGET}")
+    print(f"# rounds: panel {' '.join(f'{t:.2f}' for t in panel_times)} | "
+          f"ssh {' '.join(f'{t:.2f}' for t in ssh_times)}")
+    result(f"unlock_{rtt}ms_vs_ssh_cryptroot_unlock", panel, ssh, f"<={TARGET}x", ok=ratio <= TARGET)
     return 0 if ratio <= TARGET else 1
 
 
