@@ -231,7 +231,7 @@ def build_repository(target: RepoTarget, sections: list[Section], *, where: str,
     if "rdiff-backup" not in by_name:
         pass  # cut off: said above
     elif have_rdiff:
-        points, cli, list_problem, list_notes = _listing(by_name, path, where)
+        points, cli, list_problem, list_notes = _listing(by_name, path, where, cut_off="mirrors" not in by_name)
         notes += list_notes
         if list_problem:
             problems.append(list_problem)
@@ -297,11 +297,14 @@ def _path_problem(state: str, path: str, where: str) -> str | None:
 
 
 def _listing(
-    by_name: dict[str, Section], path: str, where: str
+    by_name: dict[str, Section], path: str, where: str, *, cut_off: bool
 ) -> tuple[list[ListedPoint], CliFlavour | None, str | None, list[str]]:
-    """The listed restore points, which command line answered, a problem, and notes."""
+    """The listed restore points, which command line answered, a problem, and notes. ``cut_off``:
+    the answer ended early, so the listing's last line may be a piece ("time: 17" of a time)."""
     rc_text, _, flavour = by_name.get("list-rc", Section("", "", "")).arg.partition(" ")
     out = by_name.get("list-out", Section("", "", "")).body
+    if cut_off and "list-err" not in by_name:
+        out = out.rpartition("\n")[0]
     err = by_name.get("list-err", Section("", "", "")).body
     rc = int(rc_text) if rc_text.isdigit() else None
     if flavour == "legacy":

@@ -104,7 +104,7 @@ read_repo() {{
   R=$(cd -- "$R" && pwd -P) || R=$2
   D=$R/rdiff-backup-data
   # rdiff-backup takes most of the time (its start alone is ~0.2 s): it lists in the background,
-  # into a file, while the statistics are read, and its sections follow theirs
+  # into a file, while the statistics are read; its sections follow theirs
   LISTED=
   if [ "$HAVE" = yes ]; then
     if [ -n "$T" ]; then
@@ -128,9 +128,10 @@ read_repo() {{
     zcat -f -- "$D/$E" | awk -v m="$M" -v max={lines} -v width={width} \
       'NR <= max {{ print substr($0, 1, width) }} END {{ printf "\n%s errorlog-lines %d\n", m, NR }}'
   fi
+  if [ -n "$LISTED" ]; then wait "$LISTED"; cat "$T/listed"; fi
+  # the last section: without it the reader knows the answer was cut off
   sep mirrors
   printf '%s\n' "$L" | grep '^current_mirror\.'
-  if [ -n "$LISTED" ]; then wait "$LISTED"; cat "$T/listed"; fi
 }}
 # list_increments: the sessions of $R, with sizes when asked (2.0 lists sizes with another command).
 list_increments() {{
