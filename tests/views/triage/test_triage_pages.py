@@ -85,7 +85,7 @@ def test_logs_of_two_servers_are_merged_and_paged_back(qtbot, gui: Gui, logs: Lo
     page.show_servers(["app1", "app2"])
     qtbot.waitUntil(lambda: page.model.rowCount() > 0 and not page._reading, timeout=15000)
     servers = {page.model.entry_at(r).server for r in range(page.model.rowCount())}  # type: ignore[union-attr]
-    assert servers == {"app1", "app2"}
+    assert servers == {"app1", "app2"}, page.status.text()
     times = [page.model.entry_at(r).at for r in range(page.model.rowCount())]  # type: ignore[union-attr]
     assert times == sorted(times)
 
