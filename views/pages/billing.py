@@ -243,8 +243,8 @@ class BillingPage(VendorPage):
         if not pages:
             return
         self.show_content()
-        # one insertion for every page that waited: the view's bookkeeping runs once per flush
-        self.customers_model.append_rows([row for page in pages for row in page.rows])
+        for page in pages:
+            self.customers_model.append_rows(page.rows)
         self.customer_requests = pages[-1].requests
         self._count_customers()
 
