@@ -60,6 +60,7 @@ from views.dialogs.messages import ask_to_confirm, show_error
 from views.dialogs.move_group import MoveGroupDialog
 from views.dialogs.password import PasswordDialog
 from views.models.groups import COLUMNS, NAME, FetchPage, GroupsModel
+from views.server_box import refill_servers
 from views.state import PaletteAction, PanelState
 from views.style import STATE_COLOURS
 from views.tables import row_table
@@ -319,15 +320,7 @@ class GroupsPage(QWidget):
         return [chosen] if chosen in servers else servers
 
     def _fill_server_box(self) -> None:
-        current = self.server_box.currentText()
-        self.server_box.blockSignals(True)
-        self.server_box.clear()
-        self.server_box.addItem(ALL_SERVERS)
-        for server in self._all_servers():
-            self.server_box.addItem(server)
-        index = self.server_box.findText(current)
-        self.server_box.setCurrentIndex(max(0, index))
-        self.server_box.blockSignals(False)
+        refill_servers(self.server_box, self._all_servers(), all_label=ALL_SERVERS)
 
     def _servers_chosen(self) -> None:
         self.model.set_servers(self._chosen_servers())

@@ -31,6 +31,7 @@ from services.triage.processes import ProcessInfo, ProcessList, kill_process, li
 from services.triage.terminal import TerminalLaunch, prepare_terminal
 from views.dialogs.messages import ask_to_confirm
 from views.models.processes import CPU, RSS, ProcessModel
+from views.server_box import refill_servers
 from views.state import PaletteAction, PanelState
 from views.tables import row_table
 from views.workers import JobContext
@@ -148,13 +149,7 @@ class ProcessesPage(QWidget):
 
     def _inventory_changed(self) -> None:
         servers = list(self.state.context.inventory.servers)
-        current = self.server
-        self.server_box.blockSignals(True)
-        self.server_box.clear()
-        self.server_box.addItems(servers)
-        if current in servers:
-            self.server_box.setCurrentText(current)
-        self.server_box.blockSignals(False)
+        refill_servers(self.server_box, servers)
         self.state.remove_actions("processes/")
         for server in servers:
             self.state.add_action(PaletteAction(

@@ -29,6 +29,7 @@ from services.probe import ServerState, ServerStatus
 from services.triage.units import UnitList, UnitStatus, control_unit, list_units, unit_status
 from views.dialogs.messages import ask_to_confirm
 from views.models.units import STATE_FILTERS, UnitsModel
+from views.server_box import refill_servers
 from views.state import PaletteAction, PanelState
 from views.style import monospace
 from views.tables import row_table, table_over
@@ -137,13 +138,7 @@ class ServicesPage(QWidget):
 
     def _inventory_changed(self) -> None:
         servers = list(self.state.context.inventory.servers)
-        current = self.server
-        self.server_box.blockSignals(True)
-        self.server_box.clear()
-        self.server_box.addItems(servers)
-        if current in servers:
-            self.server_box.setCurrentText(current)
-        self.server_box.blockSignals(False)
+        refill_servers(self.server_box, servers)
         for gone in set(self.units) - set(servers):
             del self.units[gone]
             self.state.remove_actions(f"units/{gone}/")

@@ -41,6 +41,7 @@ from services.triage.timeline import (
     stripe_provider,
 )
 from views.models.timeline import TimelineModel
+from views.server_box import refill_servers
 from views.state import PaletteAction, PanelState
 from views.tables import row_table
 from views.workers import JobContext
@@ -150,15 +151,7 @@ class TimelinePage(QWidget):
 
     def _inventory_changed(self) -> None:
         servers = list(self.state.context.inventory.servers)
-        current = self.server_box.currentData()
-        self.server_box.blockSignals(True)
-        self.server_box.clear()
-        self.server_box.addItem("All servers", "")
-        for server in servers:
-            self.server_box.addItem(server, server)
-        index = self.server_box.findData(current)
-        self.server_box.setCurrentIndex(max(0, index))
-        self.server_box.blockSignals(False)
+        refill_servers(self.server_box, servers, all_label="All servers")
         self.state.remove_actions("timeline/")
         self.state.add_action(PaletteAction(
             "Timeline of the last 24 hours", partial(self.show_timeline, "", 0),
