@@ -295,9 +295,9 @@ def main() -> None:
         result("checks: full sweep vs `ssh` one command at a time", t_full, naive_time,
                "< 1 (one command per server instead of one connection per command)", ok=t_full < naive_time)
         result("checks: latency cost of a cold sweep vs 1 handshake + 2 round trips", cost_cold, budget_cold,
-               "<= 1.0", ok=cost_cold <= budget_cold * 1.1)
+               "<= 1.0 (+10% for timing noise)", ok=cost_cold <= budget_cold * 1.1)
         result("checks: latency cost of a warm sweep vs 2 round trips", cost_warm, budget_warm,
-               "<= 1.0 (pooled connection)", ok=cost_warm <= budget_warm * 1.1)
+               "<= 1.0, pooled (+10% for timing noise)", ok=cost_warm <= budget_warm * 1.1)
         result("checks: remote commands per server (full sweep)", float(max_commands), 1.0, "= 1", unit="",
                ok=max_commands == 1)
         result("checks: connections per server (cold full sweep)", float(max_connects), 1.0, "<= 1", unit="",
