@@ -138,7 +138,7 @@ sys.exit(1)
 
 JOURNALCTL = r'''#!/usr/bin/python3
 """A stand-in journalctl over journal.jsonl (see tests/services/triage/triage_fakes.py)."""
-import datetime, json, os, re, signal, sys, time
+import datetime, json, os, re, signal, subprocess, sys
 signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 HERE = os.path.dirname(os.path.realpath(__file__))
 JOURNAL = os.path.join(HERE, "journal.jsonl")
@@ -253,13 +253,14 @@ for e in chosen:
 sys.stdout.flush()
 if pattern is not None and not chosen and not opts["follow"]:
     sys.exit(1)
-while opts["follow"]:
-    time.sleep(0.02)
-    new = [e for e in read_new() if matches(e)]
-    for e in new:
-        show(e)
-    if new:
-        sys.stdout.flush()
+if opts["follow"]:
+    # tail waits for the journal to grow (inotify) and ends when this process does (--pid)
+    follower = subprocess.Popen(["tail", f"--pid={os.getpid()}", "-F", "-c", f"+{position + 1}", JOURNAL],
+                                stdout=subprocess.PIPE, text=True)
+    for line in follower.stdout:
+        if line.strip() and matches(e := json.loads(line)):
+            show(e)
+            sys.stdout.flush()
 '''
 
 
