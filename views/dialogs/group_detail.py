@@ -13,9 +13,7 @@ from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QPushButton,
     QTableView,
@@ -27,23 +25,14 @@ from PySide6.QtWidgets import (
 from services.groups import GroupDetail, GroupRow
 from views.models.groups import RecordsModel
 from views.style import STATE_COLOURS
+from views.tables import row_table
 
 PLACEHOLDER = "Choose a group to see its members, its data and its history."
 
 
 def small_table(model: RecordsModel) -> QTableView:
-    table = QTableView()
-    table.setModel(model)
-    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    table.verticalHeader().hide()
-    table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 6)
-    table.setAlternatingRowColors(True)
-    table.setWordWrap(False)
-    header = table.horizontalHeader()
-    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    header.setStretchLastSection(True)
-    return table
+    """A short table of text: rows may be selected together (to copy them)."""
+    return row_table(model, multi_select=True, tight_rows=True)
 
 
 def _when(value: Any) -> str:

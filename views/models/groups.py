@@ -25,6 +25,7 @@ from PySide6.QtGui import QBrush, QColor
 from services.cancel import CancelToken
 from services.errors import Cancelled, PanelError
 from services.groups import GroupPage, GroupRow
+from views.models.table import RIGHT_ALIGNED, ListTableModel
 from views.style import STATE_COLOURS
 from views.workers import Job, JobContext, JobRunner
 
@@ -395,43 +396,28 @@ class GroupsModel(QAbstractTableModel):
         return ""
 
 
-class RecordsModel(QAbstractTableModel):
-    """A small read-only table of text (a group's members, its tables, its history)."""
+class RecordsModel(ListTableModel[tuple[tuple[str, ...], str]]):
+    """A small read-only table of text (a group's members, its tables, its history); each row is its
+    texts and its tooltip."""
 
     def __init__(self, columns: Sequence[str], parent: QObject | None = None, *,
                  right_aligned: Sequence[int] = ()) -> None:
         super().__init__(parent)
         self.columns = tuple(columns)
         self.right_aligned = frozenset(right_aligned)
-        self._rows: list[tuple[str, ...]] = []
-        self._tips: list[str] = []
 
     def set_rows(self, rows: Sequence[Sequence[object]], tips: Sequence[str] = ()) -> None:
         self.beginResetModel()
-        self._rows = [tuple("" if v is None else str(v) for v in row) for row in rows]
-        self._tips = list(tips)
+        texts = [tuple("" if v is None else str(v) for v in row) for row in rows]
+        self._rows = [(row, tips[number] if number < len(tips) else "") for number, row in enumerate(texts)]
         self.endResetModel()
 
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.columns)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole and \
-                0 <= section < len(self.columns):
-            return self.columns[section]
-        return None
-
-    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
-            return None
-        row = self._rows[index.row()]
-        if role == Qt.ItemDataRole.DisplayRole and 0 <= index.column() < len(row):
-            return row[index.column()]
-        if role == Qt.ItemDataRole.ToolTipRole and index.row() < len(self._tips) and self._tips[index.row()]:
-            return self._tips[index.row()]
-        if role == Qt.ItemDataRole.TextAlignmentRole and index.column() in self.right_aligned:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+    def cell(self, row: tuple[tuple[str, ...], str], column: int, role: int) -> Any:
+        texts, tip = row
+        if role == Qt.ItemDataRole.DisplayRole and 0 <= column < len(texts):
+            return texts[column]
+        if role == Qt.ItemDataRole.ToolTipRole and tip:
+            return tip
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in self.right_aligned:
+            return RIGHT_ALIGNED
         return None

@@ -128,5 +128,8 @@ def test_the_detail_tables_model_under_the_model_tester(qtmodeltester: Any) -> N
     assert model.rowCount() == 2 and model.columnCount() == 3
     assert model.data(model.index(1, 1)) == "" and model.data(model.index(0, 0), Qt.ItemDataRole.ToolTipRole)
     assert model.headerData(2, Qt.Orientation.Horizontal) == "Role"
+    right = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+    assert model.data(model.index(0, 2), Qt.ItemDataRole.TextAlignmentRole) == right
+    assert model.data(model.index(1, 0), Qt.ItemDataRole.ToolTipRole) is None  # an empty tip is no tip
     model.set_rows([])
     assert model.rowCount() == 0
