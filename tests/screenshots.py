@@ -4,7 +4,8 @@
         --out docs/screenshots Fleet Alerts ...
 
 Opens the window on the config (with the demo keyring), waits for every server's first probe,
-then shows each named page and saves ``<page>.png``.
+then shows each named page and saves ``<page>.png``; ``Page:item`` focuses the page on an item
+(``Groups:acme``) and saves ``<page>-<item>.png``.
 """
 
 from __future__ import annotations
@@ -65,12 +66,15 @@ def main() -> int:
     if args.read_write:
         window.read_only_box.setChecked(False)
     args.out.mkdir(parents=True, exist_ok=True)
-    for title in args.pages:
+    for wanted in args.pages:
+        title, _, item = wanted.partition(":")  # "Groups:acme": the page, focused on an item
         if window.show_page(title) is None:
             print(f"no page {title!r}", file=sys.stderr)
             continue
+        if item:
+            window.navigate(title, item)
         pump(args.settle)
-        path = args.out / f"{title.lower()}.png"
+        path = args.out / f"{title.lower()}{'-' + item if item else ''}.png"
         window.grab().save(str(path))
         print(path)
     window.close()
