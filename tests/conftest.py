@@ -17,12 +17,14 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from panel.lab.dropbear import DropbearServer, start_unlock_server
 from panel.lab.fleet import Lab, LabInfo
 from panel.lab.sshd import SshdServer, ensure_client_key, start_sshd
+from views.garbage import collect_garbage_on_gui_thread
 
 # Before any test module imports Qt: tests never open a real window (set it yourself to watch one).
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -131,12 +133,15 @@ def ssh_run(tmp_path: Path, lab_client_key: Path) -> SshRun:
     return run
 
 
-@pytest.fixture(autouse=True)
-def _collect_garbage_on_the_gui_thread() -> Iterator[None]:
-    """Collect reference cycles here, on the main (GUI) thread, after each test.
+@pytest.fixture(scope="session", autouse=True)
+def _gc_on_the_gui_thread_only(qapp: Any) -> None:
+    """As in the panel (views/garbage.py): Python's cyclic garbage collector runs on the GUI thread
+    only. Left automatic, it may run on a worker thread and free a QObject there, which crashes Qt."""
+    collect_garbage_on_gui_thread(qapp)
 
-    Otherwise Python's cyclic garbage collector may run on a worker thread and free a QObject
-    there, which crashes Qt.
-    """
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_after_each_test(_gc_on_the_gui_thread_only: None) -> Iterator[None]:
+    """Also after each test, on the main thread: tests that never run the event loop make cycles too."""
     yield
     gc.collect()

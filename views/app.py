@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import signal
 import sys
@@ -12,6 +11,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import QApplication
+
+from views.garbage import collect_garbage_on_gui_thread
 
 # Workers parse API pages and build table rows in Python while the window runs. A busy thread keeps
 # the GIL for up to this long each time the GUI thread asks for it; Python's default (5 ms) let
@@ -28,21 +29,12 @@ def make_application() -> QApplication:
     app.setApplicationName("panel")
     app.setOrganizationName("panel")
     app.setApplicationDisplayName("Operator panel")
+    collect_garbage_on_gui_thread(app)
     app.setStyle("Fusion")  # Fusion follows the system's light or dark colour scheme
     style_sheet = Path(__file__).resolve().parents[1] / "resources" / "panel.qss"
     if style_sheet.is_file():
         app.setStyleSheet(style_sheet.read_text(encoding="utf-8"))
     return app
-
-
-def freeze_startup_objects() -> None:
-    """Once per process, after the pages are built: move what startup made (modules, Qt wrappers,
-    pages) out of the cyclic garbage collector's sight. A full collection scans every tracked object
-    while holding the GIL, which stalled the window for 30-130 ms while thousands of rows loaded;
-    after the freeze a pass scans only what was made since."""
-    if not getattr(freeze_startup_objects, "done", False):
-        gc.freeze()
-        freeze_startup_objects.done = True  # type: ignore[attr-defined]
 
 
 class _AfterFirstPaint(QObject):

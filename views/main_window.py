@@ -22,8 +22,8 @@ from PySide6.QtWidgets import (
 )
 
 from services.errors import ConfigError, PanelError
-from views.app import freeze_startup_objects
 from views.dialogs.messages import show_error
+from views.garbage import freeze_startup_objects
 from views.notify import Banner, Notifier
 from views.workers import JobContext, JobRunner
 

@@ -41,11 +41,27 @@ class JobSignals(QObject):
 class _Runnable(QRunnable):
     def __init__(self, job: Job) -> None:
         super().__init__()
-        self.job = job
+        self.job: Job | None = job
         self.setAutoDelete(True)
 
     def run(self) -> None:
-        job = self.job
+        job, self.job = self.job, None
+        assert job is not None, "a job runs once"
+        signals = job.signals
+        try:
+            self._run(job)
+        finally:
+            # The job's function may hold the last reference to a widget (a page's method). Drop this
+            # thread's references before "finished" lets the GUI thread drop its own, so the last one
+            # goes there: a Qt object freed on a worker thread crashes the process.
+            del job
+            signals.finished.emit()
+            # Posted after "finished", so the GUI thread handles that event before deleting the
+            # object; the worker never touches it again.
+            signals.deleteLater()
+
+    @staticmethod
+    def _run(job: Job) -> None:
         context = JobContext(job.cancel, job.signals.progress.emit)
         try:
             job.cancel.raise_if_cancelled(job.title)
@@ -61,11 +77,6 @@ class _Runnable(QRunnable):
                 job.signals.failed.emit(job.timeout_error() or Cancelled(job.title))
             else:
                 job.signals.succeeded.emit(result)
-        finally:
-            job.signals.finished.emit()
-            # Posted after "finished", so the GUI thread handles that event before deleting the
-            # object; the worker never touches it again.
-            job.signals.deleteLater()
 
 
 @dataclass(eq=False)

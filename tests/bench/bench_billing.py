@@ -110,7 +110,8 @@ def main() -> None:
     from panel.store import Store
     from services.inventory import StripeSpec
     from services.stripe import StripeClient
-    from views.app import freeze_startup_objects, make_application
+    from views.app import make_application
+    from views.garbage import freeze_startup_objects
     from views.pages.billing import BillingPage
     from views.state import PanelState
     from views.workers import JobRunner

@@ -12,8 +12,8 @@ from views.workers import JobContext, JobRunner
 
 
 def dispose(runner: JobRunner) -> None:
-    """Delete the runner on the GUI thread, so Python's garbage collector, which may run on any
-    thread, never frees a QObject from a worker."""
+    """Delete the runner and its thread pool now, on the GUI thread, rather than whenever its
+    wrapper happens to be freed."""
     runner.shutdown()
     runner.deleteLater()
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)

@@ -199,11 +199,15 @@ class VendorApp:
             snapshot = self._snapshots.get(self.snapshot_key())
         if snapshot is None or time.monotonic() - snapshot[0] > self.SNAPSHOT_MAX_AGE:
             return False
-        gc.disable()  # tens of thousands of small dicts: the cyclic GC would run over them again and again
+        # Tens of thousands of small dicts: the cyclic GC would run over them again and again. In the
+        # panel's own process (the tests) it is already off, run by the GUI thread (views/garbage.py).
+        was_enabled = gc.isenabled()
+        gc.disable()
         try:
             values = pickle.loads(snapshot[1])  # noqa: S301 - our own bytes, made in save_snapshot
         finally:
-            gc.enable()
+            if was_enabled:
+                gc.enable()
         for name in fields:
             setattr(self, name, values[name])
         return True
