@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QBrush, QColor
 
 from services.cloudflare import DnsRecord, FirewallEvent
 from services.vendors import RecordCheck, check_record, relative_name, ttl_text
+from views.models.table import RIGHT_ALIGNED, ListTableModel
 from views.style import STATE_COLOURS
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -43,7 +44,7 @@ class Column:
     tooltip: Callable[[Any], str] | None = None
 
 
-class RowsModel(QAbstractTableModel):
+class RowsModel(ListTableModel[Any]):
     """A read-only table over a list of rows, one :class:`Column` per column. Subclasses set
     ``columns`` and may colour rows through ``foreground``/``background``."""
 
@@ -51,7 +52,6 @@ class RowsModel(QAbstractTableModel):
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
-        self._rows: list[Any] = []
         self._sort: tuple[int, Qt.SortOrder] | None = None
 
     @property
@@ -86,20 +86,8 @@ class RowsModel(QAbstractTableModel):
         self.changePersistentIndexList(before, after)
         self.layoutChanged.emit()
 
-    def row_at(self, row: int) -> Any:
-        return self._rows[row] if 0 <= row < len(self._rows) else None
-
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.columns)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole and \
-                0 <= section < len(self.columns):
-            return self.columns[section].title
-        return None
+    def column_title(self, section: int) -> str:
+        return str(self.columns[section].title)
 
     def foreground(self, row: Any, column: int) -> QColor | None:
         return None
@@ -107,13 +95,9 @@ class RowsModel(QAbstractTableModel):
     def background(self, row: Any, column: int) -> QColor | None:
         return None
 
-    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if role not in _ROLES or not index.isValid():
+    def cell(self, row: Any, column_number: int, role: int) -> Any:
+        if role not in _ROLES or not 0 <= column_number < len(self.columns):
             return None
-        number, column_number = index.row(), index.column()
-        if not 0 <= number < len(self._rows) or not 0 <= column_number < len(self.columns):
-            return None
-        row = self._rows[number]
         column = self.columns[column_number]
         if role == Qt.ItemDataRole.DisplayRole:
             return column.display(row)
@@ -122,7 +106,7 @@ class RowsModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole and column.tooltip is not None:
             return column.tooltip(row) or None
         if role == Qt.ItemDataRole.TextAlignmentRole and column.right:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            return RIGHT_ALIGNED
         if role == Qt.ItemDataRole.ForegroundRole:
             colour = self.foreground(row, column_number)
             return QBrush(colour) if colour is not None else None

@@ -2,8 +2,9 @@
 header titles and the bounds check before a cell is asked for. A subclass names its columns and
 answers ``cell`` for one row, column and role.
 
-Unlike ``cloudflare.RowsModel`` (column specs, a fixed set of roles), this leaves every role to
-the subclass: the Fleet, Unlock, triage and audit tables answer icons, fonts and user data too."""
+This leaves every role to the subclass: the Fleet, Unlock, triage and audit tables answer icons,
+fonts and user data too. ``cloudflare.RowsModel`` builds on it with column specs and a fixed set
+of roles, for the vendor tables."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ _Index = QModelIndex | QPersistentModelIndex
 
 
 class ListTableModel(QAbstractTableModel, Generic[RowT]):
-    """``_rows`` are the rows shown, in order; ``columns`` the header titles."""
+    """``_rows`` are the rows shown, in order; ``columns`` the header titles (or, in a subclass
+    that says how to title them, column specs)."""
 
-    columns: tuple[str, ...] = ()
+    columns: tuple[Any, ...] = ()
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -49,8 +51,11 @@ class ListTableModel(QAbstractTableModel, Generic[RowT]):
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole and \
                 0 <= section < len(self.columns):
-            return self.columns[section]
+            return self.column_title(section)
         return None
+
+    def column_title(self, section: int) -> str:
+        return str(self.columns[section])
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._rows):
