@@ -133,6 +133,9 @@ def _exec_pipelined(channel: paramiko.Channel, command: str) -> None:
         channel.exec_command(command)
 
 
+_AFTER_EXIT_QUIET = 2.0  # seconds of silence after the exit status with no end of file
+
+
 def _collect(
     channel: paramiko.Channel,
     endpoint: SshEndpoint,
@@ -143,6 +146,7 @@ def _collect(
 ) -> CommandResult:
     stdout = bytearray()
     stderr = bytearray()
+    quiet_since = time.monotonic()  # the last output, for a command whose stdout stays open after it exits
     while True:
         if cancel.cancelled:
             raise Cancelled(f"The command on {endpoint.name}")
@@ -154,13 +158,19 @@ def _collect(
         while channel.recv_ready():
             chunk = channel.recv(_READ_SIZE)
             stdout += chunk
+            quiet_since = time.monotonic()
             if on_output is not None:
                 on_output(chunk)
         while channel.recv_stderr_ready():
             stderr += channel.recv_stderr(_READ_SIZE)
+            quiet_since = time.monotonic()
         if cancel.cancelled:  # closing the channel also makes it look finished
             raise Cancelled(f"The command on {endpoint.name}")
-        if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
+        # OpenSSH sends the exit status when the command exits, and the rest of its output after it,
+        # as the window allows: the output is whole at end of file (or close), not at the status.
+        # A background process holding stdout open would keep that end away; its silence ends it.
+        ended = channel.eof_received or channel.closed or time.monotonic() - quiet_since > _AFTER_EXIT_QUIET
+        if channel.exit_status_ready() and ended and not channel.recv_ready() and not channel.recv_stderr_ready():
             return CommandResult(channel.recv_exit_status(), bytes(stdout), bytes(stderr))
         if channel.closed and not channel.recv_ready():
             raise ConnectError(f"{endpoint.name} closed the channel before the command finished.")

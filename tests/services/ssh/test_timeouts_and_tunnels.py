@@ -73,6 +73,22 @@ def test_stdin_reaches_the_command_byte_for_byte(sshd: SshdServer, client_key: P
         pool.close_all()
 
 
+def test_output_sent_after_the_exit_status_is_read_to_the_end(sshd: SshdServer, client_key: Path,
+                                                               tmp_path: Path) -> None:
+    """OpenSSH sends the exit status as soon as the command exits, and the rest of its output after
+    it, as the window allows. A command that prints a lot and exits at once must still arrive whole
+    (a 73 kB log tail once arrived cut at 64 kB)."""
+    endpoint = system_endpoint(spec_for(sshd, client_key, pin=sshd.host_key_line), known_hosts=tmp_path / "kh")
+    big = tmp_path / "big.log"
+    big.write_bytes(b"".join(b"%07d a log line of some length to fill the window\n" % n for n in range(20_000)))
+    pool = SshPool()
+    try:
+        for _ in range(20):
+            assert pool.run(endpoint, f"cat {big}").stdout == big.read_bytes()
+    finally:
+        pool.close_all()
+
+
 def test_a_tunnel_forwards_to_a_port_on_the_server(sshd: SshdServer, client_key: Path, tmp_path: Path) -> None:
     echo = socket.socket()
     echo.bind(("127.0.0.1", 0))
